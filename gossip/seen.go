@@ -1,0 +1,78 @@
+package gossip
+
+import (
+	"time"
+
+	"github.com/bitmesh/bitmesh/identity"
+)
+
+// seenCache remembers the signature verdict for recently validated envelope
+// IDs, so a duplicate never costs a second signature check. It is bounded in
+// both entries and age; entries are evicted oldest first. Not safe for
+// concurrent use: the Validator guards it.
+type seenCache struct {
+	ttl   time.Duration
+	max   int
+	byID  map[ID]seenEntry
+	order []seenKey // insertion order: a ring of capacity max
+	head  int       // index of the oldest key in order
+	n     int       // live keys in order
+}
+
+type seenEntry struct {
+	sig     identity.Signature
+	verdict Verdict
+	err     error
+}
+
+type seenKey struct {
+	id      ID
+	expires time.Time
+}
+
+func newSeenCache(max int, ttl time.Duration) *seenCache {
+	return &seenCache{ttl: ttl, max: max, byID: make(map[ID]seenEntry, max), order: make([]seenKey, max)}
+}
+
+// get returns the cached verdict for (id, sig). A cached ID with a different
+// signature is a miss: that copy's signature must be checked on its own.
+func (c *seenCache) get(now time.Time, id ID, sig identity.Signature) (seenEntry, bool) {
+	c.expire(now)
+	e, ok := c.byID[id]
+	if !ok || e.sig != sig {
+		return seenEntry{}, false
+	}
+	return e, true
+}
+
+func (c *seenCache) put(now time.Time, id ID, e seenEntry) {
+	c.expire(now)
+	if old, ok := c.byID[id]; ok {
+		// A forged copy of a valid envelope must not evict the valid verdict.
+		if old.verdict != Accept {
+			c.byID[id] = e
+		}
+		return
+	}
+	if c.n == c.max {
+		c.evictOldest()
+	}
+	c.order[(c.head+c.n)%c.max] = seenKey{id: id, expires: now.Add(c.ttl)}
+	c.n++
+	c.byID[id] = e
+}
+
+func (c *seenCache) expire(now time.Time) {
+	for c.n > 0 && !now.Before(c.order[c.head].expires) {
+		c.evictOldest()
+	}
+}
+
+func (c *seenCache) evictOldest() {
+	delete(c.byID, c.order[c.head].id)
+	c.order[c.head] = seenKey{}
+	c.head = (c.head + 1) % c.max
+	c.n--
+}
+
+func (c *seenCache) len() int { return len(c.byID) }

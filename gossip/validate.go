@@ -1,0 +1,216 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bitmesh/bitmesh/identity"
+)
+
+// Verdict is a validation outcome, with GossipSub's three meanings.
+type Verdict int
+
+const (
+	// Accept: deliver and forward.
+	Accept Verdict = iota
+	// Reject: drop and penalise the forwarder; an honest forwarder would
+	// never have sent this.
+	Reject
+	// Ignore: drop without penalty; an honest forwarder could have sent this
+	// (a duplicate, or a timestamp just past the window after propagation).
+	Ignore
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Accept:
+		return "accept"
+	case Reject:
+		return "reject"
+	case Ignore:
+		return "ignore"
+	}
+	return fmt.Sprintf("verdict(%d)", int(v))
+}
+
+// ValidatorConfig sets the validation policy.
+type ValidatorConfig struct {
+	// Network is the mesh's magic; envelopes of other networks are rejected.
+	Network Network
+	// MaxEnvelopeSize bounds accepted envelopes, up to the protocol's
+	// MaxEnvelopeSize. Smaller limits protect small devices' memory.
+	MaxEnvelopeSize int
+	// MaxAge is how old an envelope may be. Longer tolerates slower paths
+	// and clock drift, but the seen cache must remember IDs this long, so it
+	// costs memory at high message rates.
+	MaxAge time.Duration
+	// MaxFutureSkew is how far ahead of the local clock a timestamp may be.
+	MaxFutureSkew time.Duration
+	// Grace widens both bounds for the Ignore verdict: an envelope that is
+	// outside the window by less than Grace may have been valid when an
+	// honest peer forwarded it, so it is ignored rather than rejected.
+	Grace time.Duration
+	// SeenCacheSize bounds the number of remembered IDs.
+	SeenCacheSize int
+}
+
+// DefaultValidatorConfig returns the policy for network: 1 MiB envelopes, two
+// minutes of age, 30 s of clock skew, 30 s of grace, 64 Ki remembered IDs.
+func DefaultValidatorConfig(network Network) ValidatorConfig {
+	return ValidatorConfig{
+		Network:         network,
+		MaxEnvelopeSize: MaxEnvelopeSize,
+		MaxAge:          2 * time.Minute,
+		MaxFutureSkew:   30 * time.Second,
+		Grace:           30 * time.Second,
+		SeenCacheSize:   1 << 16,
+	}
+}
+
+// Validate reports the first invalid setting.
+func (c ValidatorConfig) Validate() error {
+	switch {
+	case c.MaxEnvelopeSize < MinEnvelopeSize || c.MaxEnvelopeSize > MaxEnvelopeSize:
+		return fmt.Errorf("gossip: MaxEnvelopeSize %d outside %d..%d", c.MaxEnvelopeSize, MinEnvelopeSize, MaxEnvelopeSize)
+	case c.MaxAge <= 0:
+		return errors.New("gossip: MaxAge must be positive")
+	case c.MaxFutureSkew < 0 || c.Grace < 0:
+		return errors.New("gossip: MaxFutureSkew and Grace must not be negative")
+	case c.SeenCacheSize <= 0:
+		return errors.New("gossip: SeenCacheSize must be positive")
+	}
+	return nil
+}
+
+// Window is how long an envelope ID must be remembered to catch every replay
+// the freshness check lets through; GossipSub's own seen cache should be at
+// least this long.
+func (c ValidatorConfig) Window() time.Duration { return c.MaxAge + c.MaxFutureSkew + c.Grace }
+
+// Result is the outcome of validating one envelope.
+type Result struct {
+	Verdict  Verdict
+	Err      error     // nil only for Accept; wraps one of the package sentinels
+	ID       ID        // zero if the envelope could not be decoded
+	Envelope *Envelope // nil if it could not be decoded
+	Cached   bool      // the signature verdict came from the seen cache
+}
+
+// Stats counts validator work since creation.
+type Stats struct {
+	Validated       uint64 // envelopes passed to Validate
+	SignatureChecks uint64 // BIP-340 verifications performed
+	CacheHits       uint64 // verdicts served from the seen cache
+}
+
+// Validator runs the validation pipeline as pure decisions: no IO, time as
+// an input. It is safe for concurrent access; signature checks run outside
+// its lock.
+type Validator struct {
+	cfg ValidatorConfig // set at creation, never modified
+
+	mu   sync.Mutex // guards seen
+	seen *seenCache
+
+	validated, sigChecks, cacheHits atomic.Uint64
+}
+
+// NewValidator returns a validator for cfg.
+func NewValidator(cfg ValidatorConfig) (*Validator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Validator{cfg: cfg, seen: newSeenCache(cfg.SeenCacheSize, cfg.Window())}, nil
+}
+
+// Config returns the validator's configuration.
+func (v *Validator) Config() ValidatorConfig { return v.cfg }
+
+// Stats returns the work counters.
+func (v *Validator) Stats() Stats {
+	return Stats{Validated: v.validated.Load(), SignatureChecks: v.sigChecks.Load(), CacheHits: v.cacheHits.Load()}
+}
+
+// Validate checks raw as an envelope arriving on topic. It runs, in order:
+// size → decode → network → topic → freshness → proof of work → seen cache →
+// signature. The cheap checks come first and a
+// duplicate is answered from the cache before any signature check, since a
+// BIP-340 verification costs a thousand hashes.
+func (v *Validator) Validate(now time.Time, topic string, raw []byte) Result {
+	v.validated.Add(1)
+	if len(raw) > v.cfg.MaxEnvelopeSize {
+		return Result{Verdict: Reject, Err: fmt.Errorf("%w: %d bytes exceeds %d", ErrOversize, len(raw), v.cfg.MaxEnvelopeSize)}
+	}
+	env, err := Decode(raw)
+	if err != nil {
+		return Result{Verdict: Reject, Err: err}
+	}
+	id := MessageID(raw)
+	res := Result{ID: id, Envelope: env}
+	if env.Network != v.cfg.Network {
+		return res.fail(Reject, fmt.Errorf("%w: magic %s, want %s", ErrWrongNetwork, env.Network, v.cfg.Network))
+	}
+	if env.Topic != topic {
+		return res.fail(Reject, fmt.Errorf("%w: %q on %q", ErrWrongTopic, env.Topic, topic))
+	}
+	if verdict, err := v.checkTime(now, env.Time); err != nil {
+		return res.fail(verdict, err)
+	}
+	if got := id.LeadingZeroBits(); got < int(env.PoWTarget) {
+		return res.fail(Reject, fmt.Errorf("%w: %d leading zero bits, committed target %d", ErrInsufficientWork, got, env.PoWTarget))
+	}
+	v.mu.Lock()
+	cached, ok := v.seen.get(now, id, env.Signature)
+	v.mu.Unlock()
+	if ok {
+		v.cacheHits.Add(1)
+		res.Cached = true
+		res.Verdict, res.Err = cached.verdict, cached.err
+		return res
+	}
+	v.sigChecks.Add(1)
+	entry := seenEntry{sig: env.Signature, verdict: Accept}
+	if err := identity.VerifyBIP340(env.Sender, id, env.Signature); err != nil {
+		entry.verdict, entry.err = Reject, fmt.Errorf("%w: sender %s: %v", ErrBadSignature, env.Sender, err)
+	}
+	v.mu.Lock()
+	v.seen.put(now, id, entry)
+	v.mu.Unlock()
+	res.Verdict, res.Err = entry.verdict, entry.err
+	return res
+}
+
+func (r Result) fail(v Verdict, err error) Result {
+	r.Verdict, r.Err = v, err
+	return r
+}
+
+func (v *Validator) checkTime(now, ts time.Time) (Verdict, error) {
+	if ahead := ts.Sub(now); ahead > v.cfg.MaxFutureSkew {
+		verdict := Ignore
+		if ahead > v.cfg.MaxFutureSkew+v.cfg.Grace {
+			verdict = Reject
+		}
+		return verdict, fmt.Errorf("%w: %v ahead, allowed %v", ErrFuture, ahead.Round(time.Millisecond), v.cfg.MaxFutureSkew)
+	}
+	if age := now.Sub(ts); age > v.cfg.MaxAge {
+		verdict := Ignore
+		if age > v.cfg.MaxAge+v.cfg.Grace {
+			verdict = Reject
+		}
+		return verdict, fmt.Errorf("%w: %v old, allowed %v", ErrStale, age.Round(time.Millisecond), v.cfg.MaxAge)
+	}
+	return Accept, nil
+}
+
+// MarkVerified records that the envelope (id, sig) carries a valid
+// signature, so validating it costs no signature check. A node calls it for
+// envelopes it signed itself.
+func (v *Validator) MarkVerified(now time.Time, id ID, sig identity.Signature) {
+	v.mu.Lock()
+	v.seen.put(now, id, seenEntry{sig: sig, verdict: Accept})
+	v.mu.Unlock()
+}
