@@ -1,0 +1,167 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/identity"
+	"github.com/multiformats/go-multiaddr"
+)
+
+// DefaultPort is the TCP and UDP (QUIC) port a node listens on by default.
+const DefaultPort = 4737
+
+// DefaultNetwork is the network name of the public mesh.
+const DefaultNetwork = "bitmesh"
+
+// Config configures a Node. Start from DefaultConfig, LowMemoryConfig or
+// LocalConfig and change what you need; Validate reports the first bad field.
+type Config struct {
+	// DataDir holds the identity key (identity.key) and, for the CLI, the
+	// control API's address and token. Empty means nothing is written to
+	// disk: Key must then be set, or a fresh key is made for this run only.
+	DataDir string
+	// Key, when set, is used instead of the key file in DataDir.
+	Key *identity.PrivateKey
+	// KeyPassphrase decrypts (and, on first run, encrypts) the key file.
+	KeyPassphrase []byte
+
+	// Network names the mesh. Nodes of different networks never accept each
+	// other's envelopes and never share GossipSub topics.
+	Network string
+	// ListenAddrs are multiaddrs to listen on (TCP and QUIC). Port 0 picks a
+	// free port.
+	ListenAddrs []string
+	// BootstrapPeers are full multiaddrs (ending in /p2p/<peer id>) dialled at
+	// start and whenever the node has fewer than MinPeers connections.
+	BootstrapPeers []string
+	// MinPeers is the connection count below which the node redials its
+	// bootstrap peers every BootstrapInterval.
+	MinPeers int
+	// BootstrapInterval is how often the node checks MinPeers. Shorter heals
+	// faster after an outage, at the cost of more dial attempts.
+	BootstrapInterval time.Duration
+	// DialTimeout bounds one dial of a bootstrap or discovered peer.
+	DialTimeout time.Duration
+	// MDNS announces and discovers nodes of the same network on the LAN.
+	// It reveals the node's presence to everyone on the link.
+	MDNS bool
+	// NATPortMap asks the gateway (UPnP / NAT-PMP) to map the listen ports.
+	NATPortMap bool
+	// ConnLow and ConnHigh are the connection manager's watermarks: above
+	// High it trims back to Low. Fewer connections save memory on small
+	// boards; more make the mesh harder to eclipse.
+	ConnLow, ConnHigh int
+
+	// MaxEnvelopeSize bounds accepted envelopes (at most gossip.MaxEnvelopeSize).
+	MaxEnvelopeSize int
+	// MaxMessageAge is how old an envelope may be when it arrives. Longer
+	// tolerates slow paths; the seen cache must cover it, costing memory.
+	MaxMessageAge time.Duration
+	// MaxClockSkew is how far in the future an envelope's time may be.
+	MaxClockSkew time.Duration
+	// SeenCacheSize bounds the remembered envelope IDs.
+	SeenCacheSize int
+
+	// Logger receives the node's logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Clock supplies the time for validation and envelopes. Nil means
+	// time.Now; a simulation passes its virtual clock.
+	Clock func() time.Time
+}
+
+// DefaultConfig is for a device on a real network: listen on all interfaces
+// on DefaultPort (TCP and QUIC, IPv4 and IPv6), discover LAN peers with mDNS,
+// map ports on the NAT gateway, keep the key in ~/.bitmesh.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: defaultDataDir(),
+		Network: DefaultNetwork,
+		ListenAddrs: []string{
+			fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", DefaultPort),
+			fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", DefaultPort),
+			fmt.Sprintf("/ip6/::/tcp/%d", DefaultPort),
+			fmt.Sprintf("/ip6/::/udp/%d/quic-v1", DefaultPort),
+		},
+		MinPeers:          4,
+		BootstrapInterval: 30 * time.Second,
+		DialTimeout:       10 * time.Second,
+		MDNS:              true,
+		NATPortMap:        true,
+		ConnLow:           32,
+		ConnHigh:          96,
+		MaxEnvelopeSize:   gossip.MaxEnvelopeSize,
+		MaxMessageAge:     2 * time.Minute,
+		MaxClockSkew:      30 * time.Second,
+		SeenCacheSize:     1 << 16,
+	}
+}
+
+// LowMemoryConfig is DefaultConfig for boards with little RAM: fewer
+// connections, 64 KiB envelopes and a smaller seen cache.
+func LowMemoryConfig() Config {
+	c := DefaultConfig()
+	c.ConnLow, c.ConnHigh = 8, 24
+	c.MaxEnvelopeSize = 64 << 10
+	c.SeenCacheSize = 1 << 13
+	return c
+}
+
+// LocalConfig is for tests and local experiments: loopback only, ephemeral
+// ports, no mDNS, no NAT mapping, nothing written to disk unless DataDir is
+// set.
+func LocalConfig() Config {
+	c := DefaultConfig()
+	c.DataDir = ""
+	c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	c.MDNS = false
+	c.NATPortMap = false
+	c.BootstrapInterval = 2 * time.Second
+	c.DialTimeout = 5 * time.Second
+	return c
+}
+
+func defaultDataDir() string {
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".bitmesh")
+	}
+	return ".bitmesh"
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	if c.Network == "" {
+		return errors.New("node: Network must not be empty")
+	}
+	for _, a := range c.ListenAddrs {
+		if _, err := multiaddr.NewMultiaddr(a); err != nil {
+			return fmt.Errorf("node: listen address %q: %w", a, err)
+		}
+	}
+	if _, err := parseBootstrap(c.BootstrapPeers); err != nil {
+		return err
+	}
+	switch {
+	case c.MinPeers < 0:
+		return errors.New("node: MinPeers must not be negative")
+	case c.BootstrapInterval <= 0 || c.DialTimeout <= 0:
+		return errors.New("node: BootstrapInterval and DialTimeout must be positive")
+	case c.ConnLow < 1 || c.ConnHigh < c.ConnLow:
+		return fmt.Errorf("node: connection watermarks %d..%d: want 1 <= ConnLow <= ConnHigh", c.ConnLow, c.ConnHigh)
+	}
+	return c.validatorConfig().Validate()
+}
+
+func (c Config) validatorConfig() gossip.ValidatorConfig {
+	v := gossip.DefaultValidatorConfig(gossip.NetworkFromName(c.Network))
+	v.MaxEnvelopeSize = c.MaxEnvelopeSize
+	v.MaxAge = c.MaxMessageAge
+	v.MaxFutureSkew = c.MaxClockSkew
+	v.SeenCacheSize = c.SeenCacheSize
+	return v
+}

@@ -1,0 +1,344 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/identity"
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/multiformats/go-multiaddr"
+)
+
+// UserAgent is announced to peers through libp2p identify.
+const UserAgent = "bitmesh/0.1"
+
+// Node is a bitmesh mesh participant: a libp2p host running GossipSub whose
+// topics carry signed envelopes validated by the gossip pipeline. Its methods
+// are safe for concurrent access.
+type Node struct {
+	// Set at creation, never modified.
+	cfg       Config
+	opts      options
+	key       *identity.PrivateKey
+	network   gossip.Network
+	log       *slog.Logger
+	clock     func() time.Time
+	validator *gossip.Validator
+	bootstrap []peer.AddrInfo
+
+	seq atomic.Uint64 // last sequence number used
+
+	mu      sync.Mutex // guards the fields below
+	started bool
+	closed  bool
+	host    host.Host
+	ps      *pubsub.PubSub
+	topics  map[string]*pubsub.Topic
+	stopMDNS func() error
+	ctx     context.Context // lives until Close
+	cancel  context.CancelFunc
+
+	wg sync.WaitGroup // every goroutine the node starts
+}
+
+// New checks cfg and loads (or creates) the node's identity. It does no
+// networking: Start does.
+func New(cfg Config, opts ...Option) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	key, err := loadKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	v, err := gossip.NewValidator(cfg.validatorConfig())
+	if err != nil {
+		return nil, err
+	}
+	bootstrap, _ := parseBootstrap(cfg.BootstrapPeers) // checked by Validate
+	n := &Node{
+		cfg:       cfg,
+		opts:      o,
+		key:       key,
+		network:   gossip.NetworkFromName(cfg.Network),
+		log:       cfg.Logger,
+		clock:     cfg.Clock,
+		validator: v,
+		bootstrap: bootstrap,
+		topics:    make(map[string]*pubsub.Topic),
+	}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	if n.clock == nil {
+		n.clock = time.Now
+	}
+	// Sequence numbers start at the clock so a restarted device keeps
+	// counting upwards without storing anything, as pubsub's seqnos do.
+	n.seq.Store(uint64(n.clock().UnixNano()))
+	return n, nil
+}
+
+func loadKey(cfg Config) (*identity.PrivateKey, error) {
+	switch {
+	case cfg.Key != nil:
+		return cfg.Key, nil
+	case cfg.DataDir == "":
+		return identity.Generate()
+	}
+	key, created, err := identity.LoadOrCreate(identity.KeyPath(cfg.DataDir), cfg.KeyPassphrase)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if created && cfg.Logger != nil {
+		cfg.Logger.Info("created identity", "device_id", key.DeviceID(), "path", identity.KeyPath(cfg.DataDir))
+	}
+	return key, nil
+}
+
+// Start brings the node onto the network: it listens, starts GossipSub,
+// dials the bootstrap peers once (failures are logged and retried in the
+// background) and starts mDNS. ctx bounds only the start itself.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return ErrClosed
+	case n.started:
+		return ErrAlreadyStarted
+	}
+	h := n.opts.host
+	if h == nil {
+		var err error
+		if h, err = n.newHost(); err != nil {
+			return err
+		}
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	ps, err := pubsub.NewGossipSub(n.ctx, h,
+		pubsub.WithMessageIdFn(gossip.PubSubMessageID),
+		// The envelope authenticates every message; a second, libp2p-level
+		// signature would double the cost of every publish and check.
+		pubsub.WithNoAuthor(),
+		pubsub.WithSeenMessagesTTL(n.validator.Config().Window()),
+		pubsub.WithMaxMessageSize(gossip.MaxEnvelopeSize+1024),
+		pubsub.WithPeerExchange(true),
+	)
+	if err != nil {
+		n.cancel()
+		if n.opts.host == nil {
+			h.Close()
+		}
+		return fmt.Errorf("node: starting gossipsub: %w", err)
+	}
+	n.host, n.ps, n.started = h, ps, true
+	n.dialAll(ctx, n.bootstrap)
+	if len(n.bootstrap) > 0 {
+		n.spawn(n.bootstrapLoop)
+	}
+	if n.cfg.MDNS {
+		if err := n.startMDNS(); err != nil {
+			n.log.Warn("mDNS discovery not started", "err", err)
+		}
+	}
+	n.log.Info("node started", "device_id", n.key.DeviceID(), "peer_id", h.ID(), "network", n.cfg.Network, "addrs", h.Addrs())
+	return nil
+}
+
+func (n *Node) newHost() (host.Host, error) {
+	cm, err := connmgr.NewConnManager(n.cfg.ConnLow, n.cfg.ConnHigh)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	lo := []libp2p.Option{
+		libp2p.Identity(n.key.Libp2pKey()),
+		libp2p.ListenAddrStrings(n.cfg.ListenAddrs...),
+		libp2p.UserAgent(UserAgent),
+		libp2p.ConnectionManager(cm),
+	}
+	if n.cfg.NATPortMap {
+		lo = append(lo, libp2p.NATPortMap())
+	}
+	lo = append(lo, n.opts.libp2p...)
+	h, err := libp2p.New(lo...)
+	if err != nil {
+		return nil, fmt.Errorf("node: starting libp2p host: %w", err)
+	}
+	return h, nil
+}
+
+// spawn runs f in a goroutine that Close waits for. Callers hold n.mu or run
+// before Start returns.
+func (n *Node) spawn(f func(ctx context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.ctx)
+	}()
+}
+
+// Close leaves the mesh and stops every goroutine the node started. It is
+// idempotent.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	if !n.started {
+		n.mu.Unlock()
+		return nil
+	}
+	var errs []error
+	if n.stopMDNS != nil {
+		errs = append(errs, n.stopMDNS())
+	}
+	n.cancel()
+	for name, t := range n.topics {
+		_ = t.Close() // fails only while subscriptions are live; the pubsub shuts down with ctx
+		delete(n.topics, name)
+	}
+	h := n.host
+	n.mu.Unlock()
+	n.wg.Wait()
+	if n.opts.host == nil {
+		errs = append(errs, h.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// DeviceID returns the node's device ID.
+func (n *Node) DeviceID() identity.DeviceID { return n.key.DeviceID() }
+
+// PeerID returns the node's libp2p peer ID (the same key as DeviceID).
+func (n *Node) PeerID() peer.ID {
+	id, err := n.key.DeviceID().PeerID()
+	if err != nil {
+		panic("node: own key has no peer ID: " + err.Error())
+	}
+	return id
+}
+
+// Network returns the node's network magic.
+func (n *Node) Network() gossip.Network { return n.network }
+
+// Host returns the libp2p host, for extensions and tests. Nil before Start.
+func (n *Node) Host() host.Host {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.host
+}
+
+// Addrs returns the node's full listen multiaddrs, each ending in
+// /p2p/<peer id>, ready to hand to another node as a bootstrap peer.
+func (n *Node) Addrs() []multiaddr.Multiaddr {
+	h := n.Host()
+	if h == nil {
+		return nil
+	}
+	addrs, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	if err != nil {
+		return nil
+	}
+	return addrs
+}
+
+// Peers returns the peers the node is connected to.
+func (n *Node) Peers() []peer.ID {
+	h := n.Host()
+	if h == nil {
+		return nil
+	}
+	return h.Network().Peers()
+}
+
+// TopicPeers returns the connected peers known to subscribe to topic.
+func (n *Node) TopicPeers(topic string) []peer.ID {
+	n.mu.Lock()
+	ps := n.ps
+	n.mu.Unlock()
+	if ps == nil {
+		return nil
+	}
+	return ps.ListPeers(n.pubsubTopic(topic))
+}
+
+// ValidatorStats returns the validation work counters.
+func (n *Node) ValidatorStats() gossip.Stats { return n.validator.Stats() }
+
+// Connect dials a peer given as a full multiaddr (…/p2p/<peer id>).
+func (n *Node) Connect(ctx context.Context, addr string) error {
+	infos, err := parseBootstrap([]string{addr})
+	if err != nil {
+		return err
+	}
+	h := n.Host()
+	if h == nil {
+		return ErrNotStarted
+	}
+	return h.Connect(ctx, infos[0])
+}
+
+// pubsubTopic maps a mesh topic to its GossipSub topic: the network name is
+// part of it so meshes never share a topic.
+func (n *Node) pubsubTopic(topic string) string {
+	return "bitmesh/" + n.cfg.Network + "/" + topic
+}
+
+// join returns the GossipSub topic, joining it and registering its
+// validator on first use.
+func (n *Node) join(topic string) (*pubsub.Topic, error) {
+	if err := gossip.ValidTopic(topic); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return nil, ErrClosed
+	case !n.started:
+		return nil, ErrNotStarted
+	}
+	if t, ok := n.topics[topic]; ok {
+		return t, nil
+	}
+	name := n.pubsubTopic(topic)
+	val := n.validator.PubSubValidator(topic, n.clock, n.observe)
+	if err := n.ps.RegisterTopicValidator(name, val); err != nil {
+		return nil, fmt.Errorf("node: topic %q: %w", topic, err)
+	}
+	t, err := n.ps.Join(name)
+	if err != nil {
+		_ = n.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("node: topic %q: %w", topic, err)
+	}
+	n.topics[topic] = t
+	return t, nil
+}
+
+func (n *Node) observe(from peer.ID, topic string, r gossip.Result) {
+	if r.Verdict != gossip.Accept {
+		n.log.Debug("envelope dropped", "topic", topic, "from", from, "verdict", r.Verdict, "err", r.Err)
+	}
+	if n.opts.observer != nil {
+		n.opts.observer(from, topic, r)
+	}
+}

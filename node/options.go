@@ -1,0 +1,50 @@
+package node
+
+import (
+	"errors"
+
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+)
+
+// Option customises a Node beyond its Config.
+type Option func(*options) error
+
+type options struct {
+	host     host.Host
+	libp2p   []libp2p.Option
+	observer gossip.Observer
+}
+
+// WithHost runs the node on a host the caller made (an in-memory host in a
+// simulation, say). The host's key must be the node's key. The node does not
+// close it.
+func WithHost(h host.Host) Option {
+	return func(o *options) error {
+		if h == nil {
+			return errors.New("node: WithHost: nil host")
+		}
+		o.host = h
+		return nil
+	}
+}
+
+// WithLibp2pOptions appends options to those the node passes to libp2p.New.
+func WithLibp2pOptions(opts ...libp2p.Option) Option {
+	return func(o *options) error {
+		o.libp2p = append(o.libp2p, opts...)
+		return nil
+	}
+}
+
+// WithObserver receives every validation result. It must not block.
+func WithObserver(f gossip.Observer) Option {
+	return func(o *options) error {
+		if f == nil {
+			return errors.New("node: WithObserver: nil observer")
+		}
+		o.observer = f
+		return nil
+	}
+}

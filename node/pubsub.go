@@ -1,0 +1,166 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/identity"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Message is a verified envelope delivered to a subscriber.
+type Message struct {
+	ID           gossip.ID
+	From         identity.DeviceID // the signer
+	Topic        string
+	Payload      []byte
+	Time         time.Time // the signer's timestamp
+	Seq          uint64
+	ReceivedFrom peer.ID // the forwarding peer (the node itself if Local)
+	Local        bool    // published by this node
+}
+
+// PublishOption customises one Publish.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct{ minPeers int }
+
+// WithMinPeers makes Publish wait (bounded by its ctx) until at least n peers
+// subscribe to the topic, so the first message of a fresh node is not sent
+// to nobody.
+func WithMinPeers(n int) PublishOption { return func(o *publishOptions) { o.minPeers = n } }
+
+// Publish signs payload into an envelope on topic and gossips it. It returns
+// the envelope ID. Safe for concurrent access.
+func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts ...PublishOption) (gossip.ID, error) {
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	t, err := n.join(topic)
+	if err != nil {
+		return gossip.ID{}, err
+	}
+	now := n.clock()
+	env := &gossip.Envelope{Network: n.network, Time: now, Seq: n.seq.Add(1), Topic: topic, Payload: payload}
+	if size := env.EncodedSize(); size > n.cfg.MaxEnvelopeSize {
+		return gossip.ID{}, fmt.Errorf("node: envelope of %d bytes exceeds MaxEnvelopeSize %d", size, n.cfg.MaxEnvelopeSize)
+	}
+	raw, id, err := env.Seal(n.key)
+	if err != nil {
+		return gossip.ID{}, err
+	}
+	// We just signed it: our own validator need not check the signature.
+	n.validator.MarkVerified(now, id, env.Signature)
+	if err := waitTopicPeers(ctx, t, o.minPeers); err != nil {
+		return id, fmt.Errorf("node: publish on %q: waiting for %d peers: %w", topic, o.minPeers, err)
+	}
+	if err := t.Publish(ctx, raw); err != nil {
+		return id, fmt.Errorf("node: publish on %q: %w", topic, err)
+	}
+	return id, nil
+}
+
+// waitTopicPeers blocks until t has at least n known subscribers. pubsub's
+// own MinTopicSize counts mesh members only, which a publisher that does not
+// subscribe never has; topic events work for both.
+func waitTopicPeers(ctx context.Context, t *pubsub.Topic, n int) error {
+	if n <= 0 || len(t.ListPeers()) >= n {
+		return nil
+	}
+	ev, err := t.EventHandler()
+	if err != nil {
+		return err
+	}
+	defer ev.Cancel()
+	for len(t.ListPeers()) < n { // checked after the handler exists: no join is missed
+		if _, err := ev.NextPeerEvent(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Subscription delivers the verified messages of one topic.
+type Subscription struct {
+	topic string
+	self  peer.ID
+	sub   *pubsub.Subscription
+}
+
+// DefaultSubscriptionBuffer is how many messages a subscription queues for a
+// slow reader before GossipSub drops new ones for it.
+const DefaultSubscriptionBuffer = 256
+
+// SubscribeOption customises one Subscribe.
+type SubscribeOption func(*subscribeOptions)
+
+type subscribeOptions struct{ buffer int }
+
+// WithBuffer sets how many messages the subscription queues for a slow
+// reader; beyond that, new messages are dropped for this subscriber only
+// (the mesh still forwards them).
+func WithBuffer(n int) SubscribeOption { return func(o *subscribeOptions) { o.buffer = n } }
+
+// Subscribe starts delivering topic's verified messages, including this
+// node's own. Cancel the subscription when done.
+func (n *Node) Subscribe(topic string, opts ...SubscribeOption) (*Subscription, error) {
+	o := subscribeOptions{buffer: DefaultSubscriptionBuffer}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.buffer < 1 {
+		return nil, fmt.Errorf("node: subscription buffer %d must be positive", o.buffer)
+	}
+	t, err := n.join(topic)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := t.Subscribe(pubsub.WithBufferSize(o.buffer))
+	if err != nil {
+		return nil, fmt.Errorf("node: subscribe %q: %w", topic, err)
+	}
+	return &Subscription{topic: topic, self: n.PeerID(), sub: sub}, nil
+}
+
+// Topic returns the subscription's topic.
+func (s *Subscription) Topic() string { return s.topic }
+
+// Next blocks until the next message, ctx ends (ctx.Err()) or the
+// subscription or node is closed (ErrClosed).
+func (s *Subscription) Next(ctx context.Context) (Message, error) {
+	m, err := s.sub.Next(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Message{}, ctx.Err()
+		}
+		if errors.Is(err, pubsub.ErrSubscriptionCancelled) || errors.Is(err, context.Canceled) {
+			return Message{}, ErrClosed
+		}
+		return Message{}, err
+	}
+	env, ok := m.ValidatorData.(*gossip.Envelope)
+	if !ok {
+		// Cannot happen: every bitmesh topic has the envelope validator.
+		return Message{}, fmt.Errorf("node: message on %q without a validated envelope", s.topic)
+	}
+	var id gossip.ID
+	copy(id[:], m.ID)
+	return Message{
+		ID:           id,
+		From:         env.Sender,
+		Topic:        env.Topic,
+		Payload:      env.Payload,
+		Time:         env.Time,
+		Seq:          env.Seq,
+		ReceivedFrom: m.ReceivedFrom,
+		Local:        m.ReceivedFrom == s.self,
+	}, nil
+}
+
+// Cancel stops the subscription. Safe to call more than once.
+func (s *Subscription) Cancel() { s.sub.Cancel() }
