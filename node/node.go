@@ -38,15 +38,15 @@ type Node struct {
 
 	seq atomic.Uint64 // last sequence number used
 
-	mu      sync.Mutex // guards the fields below
-	started bool
-	closed  bool
-	host    host.Host
-	ps      *pubsub.PubSub
-	topics  map[string]*pubsub.Topic
+	mu       sync.Mutex // guards the fields below
+	started  bool
+	closed   bool
+	host     host.Host
+	ps       *pubsub.PubSub
+	topics   map[string]*pubsub.Topic
 	stopMDNS func() error
-	ctx     context.Context // lives until Close
-	cancel  context.CancelFunc
+	ctx      context.Context // lives until Close
+	cancel   context.CancelFunc
 
 	wg sync.WaitGroup // every goroutine the node starts
 }
