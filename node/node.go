@@ -342,3 +342,6 @@ func (n *Node) observe(from peer.ID, topic string, r gossip.Result) {
 		n.opts.observer(from, topic, r)
 	}
 }
+
+// NetworkName returns the network name from the node's Config.
+func (n *Node) NetworkName() string { return n.cfg.Network }

@@ -1,0 +1,133 @@
+// Command bitmesh runs and talks to bitmesh nodes: a signed-gossip mesh for
+// IoT devices over libp2p GossipSub.
+//
+//	bitmesh node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT] [--network NAME]
+//	bitmesh keygen [--data DIR] [--json]
+//	bitmesh id [--data DIR] [--json]
+//	bitmesh pub [--data DIR] TOPIC MESSAGE
+//	bitmesh sub [--data DIR] TOPIC [--count N]
+//
+// Run "bitmesh COMMAND --help" for each command's flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"node", "run a node (creates the identity on first run)", runNode},
+	{"keygen", "create a new identity in the data directory", runKeygen},
+	{"id", "print the device ID and peer ID", runID},
+	{"pub", "publish a message through the running node", runPub},
+	{"sub", "print the verified messages of a topic, one JSON line each", runSub},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "bitmesh: a signed-gossip mesh for IoT devices")
+	fmt.Fprintln(w, "\nUsage: bitmesh COMMAND [flags] [args]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'bitmesh COMMAND --help' for a command's flags.")
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			return 2
+		}
+		fmt.Fprintf(stderr, "bitmesh %s: %v\n", c.name, err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "bitmesh: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+// errUsage means the flag set already printed what was wrong.
+var errUsage = errors.New("usage")
+
+// parse parses flags that may appear before, between or after positional
+// arguments, and checks the positional count.
+func parse(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) < minPos || len(pos) > maxPos {
+		fmt.Fprintf(fs.Output(), "bitmesh %s: want %s\n", fs.Name(), positionalWant(minPos, maxPos))
+		fs.Usage()
+		return nil, errUsage
+	}
+	return pos, nil
+}
+
+func positionalWant(minPos, maxPos int) string {
+	if minPos == maxPos {
+		return fmt.Sprintf("%d argument(s)", minPos)
+	}
+	return fmt.Sprintf("%d to %d arguments", minPos, maxPos)
+}
+
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: bitmesh %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bitmesh/bitmesh/node"
+	"github.com/bitmesh/bitmesh/node/control"
+)
+
+// readyEvent is the one line `bitmesh node` prints on stdout once it serves.
+type readyEvent struct {
+	Event    string   `json:"event"`
+	DeviceID string   `json:"device_id"`
+	PeerID   string   `json:"peer_id"`
+	Addrs    []string `json:"addrs"`
+	API      string   `json:"api"`
+}
+
+func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("node", "node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT] [--network NAME]", stderr)
+	var d dataFlags
+	d.register(fs)
+	var listen, bootstrap stringList
+	fs.Var(&listen, "listen", "multiaddr to listen on (repeatable; default all interfaces, TCP and QUIC, port 4737)")
+	fs.Var(&bootstrap, "bootstrap", "full multiaddr of a peer to join through, ending in /p2p/<peer id> (repeatable)")
+	api := fs.String("api", "127.0.0.1:0", "control API listen address (keep it on loopback)")
+	network := fs.String("network", node.DefaultNetwork, "network name: nodes of other networks are never accepted")
+	noMDNS := fs.Bool("no-mdns", false, "do not discover peers on the LAN with mDNS")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	pass, err := d.passphrase()
+	if err != nil {
+		return err
+	}
+
+	cfg := node.DefaultConfig()
+	cfg.DataDir = d.dir
+	cfg.KeyPassphrase = pass
+	cfg.Network = *network
+	cfg.BootstrapPeers = bootstrap
+	cfg.MDNS = !*noMDNS
+	cfg.Logger = log
+	if len(listen) > 0 {
+		cfg.ListenAddrs = listen
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	defer n.Close()
+
+	token, err := control.NewToken()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *api)
+	if err != nil {
+		return fmt.Errorf("control API: %w", err)
+	}
+	srv := &http.Server{Handler: control.Handler(n, token), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if err := control.WriteEndpoint(d.dir, control.Endpoint{Addr: ln.Addr().String(), Token: token}); err != nil {
+		srv.Close()
+		return err
+	}
+	defer os.Remove(filepath.Join(d.dir, control.EndpointFileName))
+
+	ready := readyEvent{Event: "ready", DeviceID: n.DeviceID().String(), PeerID: n.PeerID().String(), API: ln.Addr().String()}
+	for _, a := range n.Addrs() {
+		ready.Addrs = append(ready.Addrs, a.String())
+	}
+	if err := json.NewEncoder(stdout).Encode(ready); err != nil {
+		srv.Close()
+		return err
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		return fmt.Errorf("control API: %w", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Streaming subscriptions never finish on their own: Close cuts them.
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("control API shutdown", "err", err)
+	}
+	srv.Close()
+	return nil
+}

@@ -1,0 +1,139 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"unicode/utf8"
+
+	"encoding/base64"
+)
+
+// Client talks to a running node's control API.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// Dial returns a client for the node running on dataDir.
+func Dial(dataDir string) (*Client, error) {
+	e, err := ReadEndpoint(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(e), nil
+}
+
+// NewClient returns a client for endpoint e.
+func NewClient(e Endpoint) *Client {
+	return &Client{base: "http://" + e.Addr, token: e.Token, http: &http.Client{}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("control: node not reachable at %s (is it running?): %w", c.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		var e errorResponse
+		if json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e) == nil && e.Error != "" {
+			return nil, fmt.Errorf("control: %s", e.Error)
+		}
+		return nil, fmt.Errorf("control: %s %s: %s", method, path, resp.Status)
+	}
+	return resp, nil
+}
+
+// Info returns the node's identity and addresses.
+func (c *Client) Info(ctx context.Context) (Info, error) {
+	var info Info
+	resp, err := c.do(ctx, http.MethodGet, "/v1/info", nil)
+	if err != nil {
+		return info, err
+	}
+	defer resp.Body.Close()
+	return info, json.NewDecoder(resp.Body).Decode(&info)
+}
+
+// Publish publishes payload on topic, first waiting (bounded by ctx) for
+// minPeers subscribers. It returns the envelope ID in hex.
+func (c *Client) Publish(ctx context.Context, topic string, payload []byte, minPeers int) (string, error) {
+	req := PublishRequest{Topic: topic, MinPeers: minPeers}
+	if utf8.Valid(payload) {
+		req.Data = string(payload)
+	} else {
+		req.DataB64 = base64.StdEncoding.EncodeToString(payload)
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/publish", req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out PublishResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return "", fmt.Errorf("control: bad publish response: %w", err)
+	}
+	return out.ID, nil
+}
+
+// Subscribe streams topic's messages to f until ctx ends, f returns an
+// error (returned as is; return ErrStop to end cleanly) or the node goes
+// away. ready, if not nil, is called once the subscription is in place.
+func (c *Client) Subscribe(ctx context.Context, topic string, ready func(), f func(Message) error) error {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/subscribe?topic="+url.QueryEscape(topic), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if ready != nil {
+		ready()
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), maxRequestBody*2)
+	for sc.Scan() {
+		var m Message
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return fmt.Errorf("control: bad message line: %w", err)
+		}
+		if err := f(m); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("control: subscription: %w", err)
+	}
+	return errors.New("control: the node closed the subscription")
+}
+
+// ErrStop, returned by a Subscribe callback, ends the subscription cleanly.
+var ErrStop = errors.New("control: stop")

@@ -1,0 +1,125 @@
+package control
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/bitmesh/bitmesh/node"
+)
+
+// maxRequestBody bounds a publish request: the largest payload, base64'd,
+// plus room for the JSON around it.
+const maxRequestBody = 2 << 20
+
+// Handler returns the control API for n, demanding token.
+func Handler(n *node.Node, token string) http.Handler {
+	s := &server{n: n, token: []byte("Bearer " + token)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/info", s.info)
+	mux.HandleFunc("POST /v1/publish", s.publish)
+	mux.HandleFunc("GET /v1/subscribe", s.subscribe)
+	return s.auth(mux)
+}
+
+type server struct {
+	n     *node.Node
+	token []byte
+}
+
+func (s *server) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), s.token) != 1 {
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, errorResponse{Error: err.Error()})
+}
+
+func (s *server) info(w http.ResponseWriter, _ *http.Request) {
+	info := Info{
+		DeviceID: s.n.DeviceID().String(),
+		PeerID:   s.n.PeerID().String(),
+		Network:  s.n.NetworkName(),
+		Peers:    len(s.n.Peers()),
+	}
+	for _, a := range s.n.Addrs() {
+		info.Addrs = append(info.Addrs, a.String())
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (s *server) publish(w http.ResponseWriter, r *http.Request) {
+	var req PublishRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad publish request: %w", err))
+		return
+	}
+	payload := []byte(req.Data)
+	if req.DataB64 != "" {
+		var err error
+		if payload, err = base64.StdEncoding.DecodeString(req.DataB64); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("bad data_b64: %w", err))
+			return
+		}
+	}
+	id, err := s.n.Publish(r.Context(), req.Topic, payload, node.WithMinPeers(req.MinPeers))
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			status = http.StatusGatewayTimeout
+		}
+		writeError(w, status, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, PublishResponse{ID: id.String()})
+}
+
+// subscribe streams messages as NDJSON until the client goes away. The
+// status line is flushed as soon as the subscription exists, so a client
+// knows from the response headers that nothing published after it is missed.
+func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
+	sub, err := s.n.Subscribe(r.URL.Query().Get("topic"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	defer sub.Cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	enc := json.NewEncoder(w)
+	for {
+		m, err := sub.Next(r.Context())
+		if err != nil {
+			return
+		}
+		if err := enc.Encode(NewMessage(m)); err != nil {
+			return
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+}
