@@ -132,15 +132,21 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	ps, err := pubsub.NewGossipSub(n.ctx, h,
+	psOpts := append([]pubsub.Option{
 		pubsub.WithMessageIdFn(gossip.PubSubMessageID),
 		// The envelope authenticates every message; a second, libp2p-level
 		// signature would double the cost of every publish and check.
 		pubsub.WithNoAuthor(),
 		pubsub.WithSeenMessagesTTL(n.validator.Config().Window()),
-		pubsub.WithMaxMessageSize(gossip.MaxEnvelopeSize+1024),
+		pubsub.WithMaxMessageSize(gossip.MaxEnvelopeSize + 1024),
 		pubsub.WithPeerExchange(true),
-	)
+		// Send own messages to every topic peer, not only the mesh: a new
+		// subscriber's mesh is empty until the next heartbeat, and flooding
+		// one's own messages defeats eclipse by a few mesh peers
+		// (gossipsub v1.1 hardening). pubsub v0.19 defaults it off.
+		pubsub.WithFloodPublish(true),
+	}, n.opts.pubsub...)
+	ps, err := pubsub.NewGossipSub(n.ctx, h, psOpts...)
 	if err != nil {
 		n.cancel()
 		if n.opts.host == nil {

@@ -120,7 +120,7 @@ func newRawPeer(t *testing.T, ctx context.Context, network, topic string, target
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
-	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageIdFn(gossip.PubSubMessageID), pubsub.WithNoAuthor())
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageIdFn(gossip.PubSubMessageID), pubsub.WithNoAuthor(), pubsub.WithFloodPublish(true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 )
 
@@ -15,6 +16,17 @@ type options struct {
 	host     host.Host
 	libp2p   []libp2p.Option
 	observer gossip.Observer
+	pubsub   []pubsub.Option
+}
+
+// WithPubSubOptions appends options to those the node passes to
+// pubsub.NewGossipSub (a tracer, say). Options that change message IDs,
+// signing or validation break the mesh's invariants.
+func WithPubSubOptions(opts ...pubsub.Option) Option {
+	return func(o *options) error {
+		o.pubsub = append(o.pubsub, opts...)
+		return nil
+	}
 }
 
 // WithHost runs the node on a host the caller made (an in-memory host in a

@@ -45,10 +45,14 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nRun 'bitmesh COMMAND --help' for a command's flags.")
 }
 
-func main() {
+func main() { os.Exit(runMain()) }
+
+// runMain runs the command line with SIGINT and SIGTERM cancelling the
+// command's context, so a node shuts down cleanly.
+func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

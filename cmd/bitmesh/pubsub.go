@@ -25,6 +25,7 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	id, err := c.Publish(ctx, pos[0], []byte(pos[1]), *minPeers)
@@ -51,6 +52,7 @@ func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	defer c.Close()
 	enc := json.NewEncoder(stdout)
 	seen := 0
 	err = c.Subscribe(ctx, pos[0],

@@ -33,8 +33,11 @@ func Dial(dataDir string) (*Client, error) {
 
 // NewClient returns a client for endpoint e.
 func NewClient(e Endpoint) *Client {
-	return &Client{base: "http://" + e.Addr, token: e.Token, http: &http.Client{}}
+	return &Client{base: "http://" + e.Addr, token: e.Token, http: &http.Client{Transport: &http.Transport{}}}
 }
+
+// Close releases the client's idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 func (c *Client) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
