@@ -210,6 +210,10 @@ func (e *Envelope) Seal(key *identity.PrivateKey) ([]byte, ID, error) {
 		return nil, ID{}, err
 	}
 	id := HashUnsigned(b)
+	if got := id.LeadingZeroBits(); got < int(e.PoWTarget) {
+		// Mining with another Sender, or none, yields a different ID.
+		return nil, ID{}, fmt.Errorf("%w: %d leading zero bits, committed target %d (mine with Sender set)", ErrInsufficientWork, got, e.PoWTarget)
+	}
 	sig, err := key.SignHash(id)
 	if err != nil {
 		return nil, ID{}, err

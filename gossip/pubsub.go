@@ -4,17 +4,34 @@ import (
 	"context"
 	"time"
 
+	"github.com/bitmesh/bitmesh/identity"
+
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // PubSubMessageID is GossipSub's message ID function for bitmesh topics: the
-// envelope ID, so GossipSub's seen cache, IHAVE/IWANT and our seen cache all
-// speak of the same identifier.
+// 32-byte envelope ID followed by the 64-byte signature. The signature must
+// be part of it: GossipSub marks an ID seen before validating, so if the ID
+// left the signature out, a copy with forged signature bytes that arrived
+// first would make every node drop the genuine envelope as a duplicate and
+// penalise the honest peers forwarding it. Input too short to hold a
+// signature is hashed whole (validation rejects it anyway).
 func PubSubMessageID(m *pb.Message) string {
-	id := MessageID(m.GetData())
-	return string(id[:])
+	raw := m.GetData()
+	id := MessageID(raw)
+	if len(raw) < identity.SignatureSize {
+		return string(id[:])
+	}
+	return string(id[:]) + string(raw[len(raw)-identity.SignatureSize:])
+}
+
+// IDFromPubSubMessageID returns the envelope ID inside a PubSubMessageID.
+func IDFromPubSubMessageID(s string) ID {
+	var id ID
+	copy(id[:], s)
+	return id
 }
 
 // Observer receives every validation result with the peer that forwarded the

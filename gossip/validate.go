@@ -142,7 +142,13 @@ func (v *Validator) Stats() Stats {
 func (v *Validator) Validate(now time.Time, topic string, raw []byte) Result {
 	v.validated.Add(1)
 	if len(raw) > v.cfg.MaxEnvelopeSize {
-		return Result{Verdict: Reject, Err: fmt.Errorf("%w: %d bytes exceeds %d", ErrOversize, len(raw), v.cfg.MaxEnvelopeSize)}
+		// Beyond the protocol limit the forwarder is at fault; beyond only
+		// our own, smaller limit it is not.
+		verdict := Ignore
+		if len(raw) > MaxEnvelopeSize {
+			verdict = Reject
+		}
+		return Result{Verdict: verdict, Err: fmt.Errorf("%w: %d bytes exceeds %d", ErrOversize, len(raw), v.cfg.MaxEnvelopeSize)}
 	}
 	env, err := Decode(raw)
 	if err != nil {

@@ -40,9 +40,12 @@ func (id DeviceID) Hex() string { return hex.EncodeToString(id[:]) }
 // x coordinate on the curve.
 func ParseDeviceID(s string) (DeviceID, error) {
 	var id DeviceID
-	hrp, data, err := bech32.Decode(s)
+	hrp, data, ver, err := bech32.DecodeGeneric(s)
 	if err != nil {
 		return id, fmt.Errorf("%w: %v", ErrBadDeviceID, err)
+	}
+	if ver != bech32.Version0 {
+		return id, fmt.Errorf("%w: bech32m checksum, want bech32", ErrBadDeviceID)
 	}
 	if hrp != DeviceIDPrefix {
 		return id, fmt.Errorf("%w: prefix %q, want %q", ErrBadDeviceID, hrp, DeviceIDPrefix)

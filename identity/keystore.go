@@ -59,7 +59,11 @@ func LoadOrCreate(path string, passphrase []byte) (key *PrivateKey, created bool
 	if err != nil {
 		return nil, false, err
 	}
-	if err := Save(path, key, passphrase); err != nil {
+	if err := Save(path, key, passphrase); errors.Is(err, fs.ErrExist) {
+		// Another process created the key first: use that one.
+		key, err = Load(path, passphrase)
+		return key, false, err
+	} else if err != nil {
 		return nil, false, err
 	}
 	return key, true, nil
@@ -166,7 +170,7 @@ func encodeKeyFile(key *PrivateKey, passphrase []byte, logN uint8) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	return aead.Seal(out, nonce[:], secret, out), nil
+	return aead.Seal(out, nonce[:], secret, bytes.Clone(out)), nil // AEAD forbids dst overlapping the AD
 }
 
 // DecodeKeyFile parses the key file format. Errors wrap ErrKeyCorrupt,
@@ -180,6 +184,9 @@ func DecodeKeyFile(data []byte, passphrase []byte) (*PrivateKey, error) {
 	}
 	switch kind := data[len(keyMagic)+1]; kind {
 	case kindPlain:
+		if len(passphrase) > 0 {
+			return nil, fmt.Errorf("%w: a passphrase was given but the key file is not encrypted", ErrKeyCorrupt)
+		}
 		if len(data) != plainFileLen {
 			return nil, fmt.Errorf("%w: %d bytes, want %d (truncated?)", ErrKeyCorrupt, len(data), plainFileLen)
 		}
@@ -192,6 +199,9 @@ func DecodeKeyFile(data []byte, passphrase []byte) (*PrivateKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrKeyCorrupt, err)
 		}
+		if !bytes.Equal(k.Bytes(), body[headerLen:]) {
+			return nil, fmt.Errorf("%w: key not normalised to even Y", ErrKeyCorrupt)
+		}
 		return k, nil
 	case kindEncrypted:
 		if len(data) != encFileLen {
@@ -202,7 +212,9 @@ func DecodeKeyFile(data []byte, passphrase []byte) (*PrivateKey, error) {
 		}
 		p := data[headerLen:]
 		logN, r, pp := p[0], p[1], p[2]
-		if logN < 1 || logN > maxLogN || r == 0 || pp == 0 {
+		// Only r=8, p=1 are ever written; anything else would let a crafted
+		// header demand gigabytes (scrypt allocates 128·r·N bytes).
+		if logN < 1 || logN > maxLogN || r != scryptR || pp != scryptP {
 			return nil, fmt.Errorf("%w: bad scrypt parameters", ErrKeyCorrupt)
 		}
 		salt := p[3 : 3+saltLen]
