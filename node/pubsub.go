@@ -148,10 +148,8 @@ func (s *Subscription) Next(ctx context.Context) (Message, error) {
 		// Cannot happen: every bitmesh topic has the envelope validator.
 		return Message{}, fmt.Errorf("node: message on %q without a validated envelope", s.topic)
 	}
-	var id gossip.ID
-	copy(id[:], m.ID)
 	return Message{
-		ID:           id,
+		ID:           gossip.IDFromPubSubMessageID(m.ID),
 		From:         env.Sender,
 		Topic:        env.Topic,
 		Payload:      env.Payload,
