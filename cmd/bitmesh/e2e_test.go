@@ -72,7 +72,7 @@ func bitmesh(t *testing.T, ctx context.Context, args ...string) *proc {
 func startNodeProc(t *testing.T, dataDir string, extra ...string) (*proc, readyEvent) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	args := append([]string{"node", "--data", dataDir, "--no-mdns", "--log-level", "debug",
+	args := append([]string{"node", "--data", dataDir, "--no-mdns", "--no-nat", "--log-level", "debug",
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen", "/ip4/127.0.0.1/udp/0/quic-v1"}, extra...)
 	p := bitmesh(t, ctx, args...)
 	t.Cleanup(func() {
