@@ -1,0 +1,175 @@
+package control
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bitmesh/bitmesh/node"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+	)
+}
+
+func startAPI(t *testing.T) (*node.Node, *httptest.Server, string) {
+	t.Helper()
+	n, err := node.New(node.LocalConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	token, err := NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(n, token))
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		n.Close()
+	})
+	return n, srv, token
+}
+
+func TestEndpointFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadEndpoint(dir); err == nil || !strings.Contains(err.Error(), "no running node") {
+		t.Fatalf("ReadEndpoint without a file: %v", err)
+	}
+	want := Endpoint{Addr: "127.0.0.1:1234", Token: "abc"}
+	if err := WriteEndpoint(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, EndpointFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := st.Mode().Perm(); perm != 0o600 {
+		t.Fatalf("endpoint file mode %04o, want 0600", perm)
+	}
+	if got, err := ReadEndpoint(dir); err != nil || got != want {
+		t.Fatalf("ReadEndpoint = %+v, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, EndpointFileName), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadEndpoint(dir); err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("ReadEndpoint of a corrupt file: %v", err)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	_, srv, token := startAPI(t)
+	for _, tc := range []struct {
+		name, header string
+		want         int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"wrong token", "Bearer " + strings.Repeat("0", len(token)), http.StatusUnauthorized},
+		{"token without scheme", token, http.StatusUnauthorized},
+		{"right token", "Bearer " + token, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/info", nil)
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+}
+
+func TestPublishSubscribeRoundTrip(t *testing.T) {
+	n, srv, token := startAPI(t)
+	c := NewClient(Endpoint{Addr: strings.TrimPrefix(srv.URL, "http://"), Token: token})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.DeviceID != n.DeviceID().String() || info.PeerID != n.PeerID().String() || len(info.Addrs) == 0 {
+		t.Fatalf("info %+v does not describe the node", info)
+	}
+
+	payloads := [][]byte{[]byte("text payload"), {0xff, 0x00, 0xfe}} // UTF-8, then binary
+	ready := make(chan struct{})
+	got := make(chan Message, len(payloads))
+	done := make(chan error, 1)
+	go func() {
+		n := 0
+		done <- c.Subscribe(ctx, "api/test", func() { close(ready) }, func(m Message) error {
+			got <- m
+			if n++; n == len(payloads) {
+				return ErrStop
+			}
+			return nil
+		})
+	}()
+	<-ready
+	for _, p := range payloads {
+		if _, err := c.Publish(ctx, "api/test", p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range payloads {
+		m := <-got
+		b, err := m.Payload()
+		if err != nil || string(b) != string(p) {
+			t.Fatalf("message %d payload %x (%v), want %x", i, b, err, p)
+		}
+		if (m.Data != nil) != (i == 0) {
+			t.Fatalf("message %d: data=%v data_b64=%q: want text as data, binary as data_b64", i, m.Data, m.DataB64)
+		}
+		if m.From != n.DeviceID().String() || m.Topic != "api/test" {
+			t.Fatalf("message %d from %s on %s", i, m.From, m.Topic)
+		}
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	_, srv, token := startAPI(t)
+	c := NewClient(Endpoint{Addr: strings.TrimPrefix(srv.URL, "http://"), Token: token})
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.Publish(ctx, "bad topic", []byte("x"), 0); err == nil || !strings.Contains(err.Error(), "printable") {
+		t.Fatalf("publish on a bad topic: %v", err)
+	}
+	if err := c.Subscribe(ctx, "", nil, func(Message) error { return nil }); err == nil {
+		t.Fatal("subscribe to an empty topic succeeded")
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := c.Publish(short, "lonely", []byte("x"), 1); err == nil {
+		t.Fatal("publish waiting for a peer that never comes succeeded")
+	}
+	bad := NewClient(Endpoint{Addr: "127.0.0.1:1", Token: token})
+	defer bad.Close()
+	if _, err := bad.Info(ctx); err == nil || !strings.Contains(err.Error(), "not reachable") {
+		t.Fatalf("info from no node: %v", err)
+	}
+}
