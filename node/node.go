@@ -213,17 +213,18 @@ func (n *Node) Close() error {
 		n.mu.Unlock()
 		return nil
 	}
-	var errs []error
-	if n.stopMDNS != nil {
-		errs = append(errs, n.stopMDNS())
-	}
 	n.cancel()
 	for name, t := range n.topics {
 		_ = t.Close() // fails only while subscriptions are live; the pubsub shuts down with ctx
 		delete(n.topics, name)
 	}
-	h := n.host
+	h, stopMDNS := n.host, n.stopMDNS
 	n.mu.Unlock()
+	var errs []error
+	if stopMDNS != nil {
+		// Outside n.mu: mDNS may be inside HandlePeerFound, which takes it.
+		errs = append(errs, stopMDNS())
+	}
 	n.wg.Wait()
 	if n.opts.host == nil {
 		errs = append(errs, h.Close())
