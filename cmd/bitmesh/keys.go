@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/bitmesh/bitmesh/identity"
@@ -56,51 +58,49 @@ func printID(w io.Writer, asJSON bool, key *identity.PrivateKey, path string) er
 	return err
 }
 
-func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keygen", "keygen [--data DIR] [--json]", stderr)
+// keyFlags parses the flags keygen and id share and returns the key file
+// path, the passphrase and whether to print JSON.
+func keyFlags(name string, args []string, stderr io.Writer) (path string, pass []byte, asJSON bool, err error) {
+	fs := newFlagSet(name, name+" [--data DIR] [--json]", stderr)
 	var d dataFlags
 	d.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
+	j := fs.Bool("json", false, "print JSON")
 	if _, err := parse(fs, args, 0, 0); err != nil {
-		return err
+		return "", nil, false, err
 	}
-	pass, err := d.passphrase()
+	pass, err = d.passphrase()
+	return identity.KeyPath(d.dir), pass, *j, err
+}
+
+func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	path, pass, asJSON, err := keyFlags("keygen", args, stderr)
 	if err != nil {
 		return err
-	}
-	path := identity.KeyPath(d.dir)
-	if _, err := os.Stat(path); err == nil {
-		return fmt.Errorf("%s already exists; refusing to replace an identity", path)
 	}
 	key, err := identity.Generate()
 	if err != nil {
 		return err
 	}
-	if err := identity.Save(path, key, pass); err != nil {
+	if err := identity.Save(path, key, pass); errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists; refusing to replace an identity", path)
+	} else if err != nil {
 		return err
 	}
-	return printID(stdout, *asJSON, key, path)
+	return printID(stdout, asJSON, key, path)
 }
 
 func runID(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("id", "id [--data DIR] [--json]", stderr)
-	var d dataFlags
-	d.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	pass, err := d.passphrase()
+	path, pass, asJSON, err := keyFlags("id", args, stderr)
 	if err != nil {
 		return err
 	}
-	path := identity.KeyPath(d.dir)
 	key, err := identity.Load(path, pass)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no identity in %s: run 'bitmesh keygen --data %s' or start a node", d.dir, d.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		dir := filepath.Dir(path)
+		return fmt.Errorf("no identity in %s: run 'bitmesh keygen --data %s' or start a node", dir, dir)
 	}
 	if err != nil {
 		return err
 	}
-	return printID(stdout, *asJSON, key, path)
+	return printID(stdout, asJSON, key, path)
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runArgs(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCLIUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"no command", nil, 2, "Commands:"},
+		{"help", []string{"help"}, 0, "Commands:"},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{"node help", []string{"node", "--help"}, 0, "--bootstrap"},
+		{"pub help", []string{"pub", "--help"}, 0, "--min-peers"},
+		{"sub help", []string{"sub", "--help"}, 0, "--count"},
+		{"pub missing message", []string{"pub", "t"}, 2, "want 2 argument(s)"},
+		{"sub extra argument", []string{"sub", "a", "b"}, 2, "want 1 argument(s)"},
+		{"bad flag", []string{"id", "--nope"}, 2, "flag provided but not defined"},
+		{"pub without node", []string{"pub", "--data", "/nonexistent/bitmesh", "t", "m"}, 1, "no running node"},
+		{"bad bootstrap", []string{"node", "--data", "/nonexistent/bitmesh", "--bootstrap", "/ip4/1.2.3.4/tcp/1"}, 1, "/p2p/<peer id>"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runArgs(tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, errOut)
+			}
+			if !strings.Contains(out+errOut, tc.contains) {
+				t.Fatalf("output lacks %q\nstdout: %s\nstderr: %s", tc.contains, out, errOut)
+			}
+		})
+	}
+}
+
+func TestKeygenAndID(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := runArgs("keygen", "--data", dir, "--json")
+	if code != 0 {
+		t.Fatalf("keygen: %d %s", code, errOut)
+	}
+	var gen idOutput
+	if err := json.Unmarshal([]byte(out), &gen); err != nil || !strings.HasPrefix(gen.DeviceID, "bmdev1") {
+		t.Fatalf("keygen printed %q (%v)", out, err)
+	}
+	if code, _, errOut := runArgs("keygen", "--data", dir); code != 1 || !strings.Contains(errOut, "refusing to replace") {
+		t.Fatalf("second keygen: exit %d, %s", code, errOut)
+	}
+	code, out, _ = runArgs("id", "--json", "--data", dir)
+	var id idOutput
+	if err := json.Unmarshal([]byte(out), &id); code != 0 || err != nil || id != gen {
+		t.Fatalf("id printed %q (exit %d, %v), want %+v", out, code, err, gen)
+	}
+	if err := os.Chmod(filepath.Join(dir, "identity.key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runArgs("id", "--data", dir); code != 1 || !strings.Contains(errOut, "chmod 600") {
+		t.Fatalf("id on a world-readable key: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := runArgs("id", "--data", t.TempDir()); code != 1 || !strings.Contains(errOut, "bitmesh keygen") {
+		t.Fatalf("id without a key: exit %d, %s", code, errOut)
+	}
+}
+
+func TestEncryptedKeyWithPassphraseFile(t *testing.T) {
+	dir := t.TempDir()
+	pf := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(pf, []byte("correct horse\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runArgs("keygen", "--data", dir, "--passphrase-file", pf); code != 0 {
+		t.Fatalf("keygen: %s", errOut)
+	}
+	if code, _, errOut := runArgs("id", "--data", dir); code != 1 || !strings.Contains(errOut, "passphrase required") {
+		t.Fatalf("id without passphrase: exit %d, %s", code, errOut)
+	}
+	if code, _, errOut := runArgs("id", "--data", dir, "--passphrase-file", pf); code != 0 {
+		t.Fatalf("id with passphrase: %s", errOut)
+	}
+}
