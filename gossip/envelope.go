@@ -1,12 +1,9 @@
 package gossip
 
 import (
-	"crypto/sha256"
-	"encoding"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"math/bits"
 	"time"
 
@@ -86,32 +83,10 @@ type Envelope struct {
 	Signature identity.Signature
 }
 
-// tagState is SHA-256 after absorbing SHA256(tag)||SHA256(tag) for the
-// envelope tag: one compression saved on every ID.
-var tagState = func() []byte {
-	tag := sha256.Sum256([]byte(identity.DomainEnvelope))
-	h := sha256.New()
-	h.Write(tag[:])
-	h.Write(tag[:])
-	st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		panic(err)
-	}
-	return st
-}()
-
-func newIDHash() hash.Hash {
-	h := sha256.New()
-	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(tagState); err != nil {
-		panic(err)
-	}
-	return h
-}
-
 // HashUnsigned returns the envelope ID of an encoding without its signature:
 // identity.DomainEnvelope.Hash(unsigned).
 func HashUnsigned(unsigned []byte) ID {
-	h := newIDHash()
+	h := identity.DomainEnvelope.NewHash()
 	h.Write(unsigned)
 	var id ID
 	h.Sum(id[:0])

@@ -115,7 +115,7 @@ func (p PublicKey) VerifyHash(h [32]byte, sig Signature) error {
 	if p.pk == nil {
 		return fmt.Errorf("%w: zero PublicKey", ErrBadDeviceID)
 	}
-	return verifyParsed(p.pk, h, sig)
+	return verifyParsed(p.pk, &p.id, h, sig)
 }
 
 // Libp2pKey returns the key as a libp2p host key (libp2p's secp256k1 type).

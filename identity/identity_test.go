@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	mathrand "math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/btcsuite/btcd/btcec/v2"
+	"github.com/btcsuite/btcd/btcec/v2/schnorr"
 	"github.com/btcsuite/btcd/btcutil/bech32"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -731,4 +733,47 @@ func FuzzParseDeviceID(f *testing.F) {
 			t.Fatalf("ParseDeviceID(%q) accepted a key that does not parse: %v", s, err)
 		}
 	})
+}
+
+// TestVerifyAgreesWithBtcec checks the point-based BIP-340 verification
+// against btcec's schnorr.Verify on valid signatures and on signatures,
+// messages and keys with single bits flipped.
+func TestVerifyAgreesWithBtcec(t *testing.T) {
+	rng := mathrand.New(mathrand.NewPCG(1, 2))
+	for i := range 300 {
+		key, err := Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msg [32]byte
+		for j := range msg {
+			msg[j] = byte(rng.Uint32())
+		}
+		sig, err := key.SignHash(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := key.DeviceID()
+		switch i % 4 {
+		case 1:
+			sig[rng.IntN(len(sig))] ^= 1 << rng.IntN(8)
+		case 2:
+			msg[rng.IntN(len(msg))] ^= 1 << rng.IntN(8)
+		case 3:
+			id[rng.IntN(len(id))] ^= 1 << rng.IntN(8)
+		}
+		ours := VerifyBIP340(id, msg, sig) == nil
+		theirs := false
+		if pk, err := schnorr.ParsePubKey(id[:]); err == nil {
+			if s, err := schnorr.ParseSignature(sig[:]); err == nil {
+				theirs = s.Verify(msg[:], pk)
+			}
+		}
+		if ours != theirs {
+			t.Fatalf("case %d: VerifyBIP340 = %v, btcec = %v", i, ours, theirs)
+		}
+		if i%4 == 0 && !ours {
+			t.Fatalf("case %d: a valid signature did not verify", i)
+		}
+	}
 }

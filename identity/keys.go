@@ -3,7 +3,10 @@ package identity
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding"
 	"fmt"
+	"hash"
+	"sync"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
@@ -103,18 +106,7 @@ func VerifyBIP340(pub DeviceID, msg [32]byte, sig Signature) error {
 	if err != nil {
 		return err
 	}
-	return verifyParsed(pk, msg, sig)
-}
-
-func verifyParsed(pk *btcec.PublicKey, msg [32]byte, sig Signature) error {
-	s, err := schnorr.ParseSignature(sig[:])
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
-	}
-	if !s.Verify(msg[:], pk) {
-		return ErrBadSignature
-	}
-	return nil
+	return verifyParsed(pk, &pub, msg, sig)
 }
 
 // Domain is a BIP-340 tag that separates what a signature or hash is for.
@@ -131,14 +123,39 @@ const (
 // Hash returns the BIP-340 tagged hash of the concatenation of parts:
 // SHA256(SHA256(tag) || SHA256(tag) || parts...).
 func (d Domain) Hash(parts ...[]byte) [32]byte {
-	tag := sha256.Sum256([]byte(d))
-	h := sha256.New()
-	h.Write(tag[:])
-	h.Write(tag[:])
+	h := d.NewHash()
 	for _, p := range parts {
 		h.Write(p)
 	}
 	var out [32]byte
 	h.Sum(out[:0])
 	return out
+}
+
+// tagStates caches, per domain, SHA-256's state after absorbing the 64-byte
+// prefix SHA256(tag)||SHA256(tag), so a tagged hash costs no compression
+// more than a plain one. Domains are a handful of constants: it stays tiny.
+var tagStates sync.Map // Domain → []byte (marshalled sha256 state)
+
+// NewHash returns a SHA-256 hash that has already absorbed d's tag prefix:
+// writing msg to it and summing gives d.Hash(msg). For hot paths that hash
+// in pieces.
+func (d Domain) NewHash() hash.Hash {
+	st, ok := tagStates.Load(d)
+	if !ok {
+		tag := sha256.Sum256([]byte(d))
+		h := sha256.New()
+		h.Write(tag[:])
+		h.Write(tag[:])
+		b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			panic("identity: sha256 state cannot be marshalled: " + err.Error())
+		}
+		st, _ = tagStates.LoadOrStore(d, b)
+	}
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.([]byte)); err != nil {
+		panic("identity: sha256 state cannot be restored: " + err.Error())
+	}
+	return h
 }
