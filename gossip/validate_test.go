@@ -1,8 +1,10 @@
 package gossip
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -680,6 +682,7 @@ func TestValidatorConfigValidate(t *testing.T) {
 		{name: "smallest envelope limit", mutate: func(c *ValidatorConfig) { c.MaxEnvelopeSize = MinEnvelopeSize }},
 		{name: "zero skew and grace", mutate: func(c *ValidatorConfig) { c.MaxFutureSkew, c.Grace = 0, 0 }},
 		{name: "cache of one", mutate: func(c *ValidatorConfig) { c.SeenCacheSize = 1 }},
+		{name: "no sender key cache", mutate: func(c *ValidatorConfig) { c.SenderKeyCacheSize = 0 }},
 
 		{name: "zero envelope limit", mutate: func(c *ValidatorConfig) { c.MaxEnvelopeSize = 0 }, wantErr: "MaxEnvelopeSize"},
 		{name: "envelope limit below minimum", mutate: func(c *ValidatorConfig) { c.MaxEnvelopeSize = MinEnvelopeSize - 1 }, wantErr: "MaxEnvelopeSize"},
@@ -690,6 +693,7 @@ func TestValidatorConfigValidate(t *testing.T) {
 		{name: "negative grace", mutate: func(c *ValidatorConfig) { c.Grace = -1 }, wantErr: "Grace"},
 		{name: "zero cache", mutate: func(c *ValidatorConfig) { c.SeenCacheSize = 0 }, wantErr: "SeenCacheSize"},
 		{name: "negative cache", mutate: func(c *ValidatorConfig) { c.SeenCacheSize = -1 }, wantErr: "SeenCacheSize"},
+		{name: "negative sender key cache", mutate: func(c *ValidatorConfig) { c.SenderKeyCacheSize = -1 }, wantErr: "SenderKeyCacheSize"},
 		{name: "zero config", mutate: func(c *ValidatorConfig) { *c = ValidatorConfig{} }, wantErr: "MaxEnvelopeSize"},
 	}
 	for _, tt := range tests {
@@ -785,5 +789,35 @@ func TestPubSubValidator(t *testing.T) {
 	m := &pubsub.Message{Message: &pb.Message{Data: good}}
 	if got := v.PubSubValidator("sensors/temp", func() time.Time { return testNow }, nil)(context.Background(), from, m); got != pubsub.ValidationAccept {
 		t.Errorf("nil observer: %v", got)
+	}
+}
+
+func TestSenderKeyCache(t *testing.T) {
+	for _, size := range []int{0, 2, 64} {
+		t.Run(fmt.Sprintf("size %d", size), func(t *testing.T) {
+			v := newTestValidator(t, func(c *ValidatorConfig) { c.SenderKeyCacheSize = size })
+			for round := range 2 { // the second round hits the cache where it has room
+				for seed := byte(1); seed <= 5; seed++ {
+					raw, _ := seal(t, testKey(t, seed), func(e *Envelope) { e.Seq = uint64(round) })
+					if r := v.Validate(testNow, "sensors/temp", raw); r.Verdict != Accept {
+						t.Fatalf("sender %d round %d: %v %v", seed, round, r.Verdict, r.Err)
+					}
+				}
+			}
+			if n := len(v.keys); n > size {
+				t.Fatalf("%d cached keys, bound %d", n, size)
+			}
+		})
+	}
+	// A sender that is not a curve point is rejected and never cached.
+	v := newTestValidator(t, nil)
+	raw, e := seal(t, testKey(t, 1), nil)
+	off := len(raw) - e.EncodedSize() + 1 + 4 + 8 + 8 // sender field
+	copy(raw[off:off+32], bytes.Repeat([]byte{0xff}, 32))
+	if r := v.Validate(testNow, "sensors/temp", raw); r.Verdict != Reject || !errors.Is(r.Err, ErrBadSignature) {
+		t.Fatalf("bad sender key: %v %v", r.Verdict, r.Err)
+	}
+	if len(v.keys) != 0 {
+		t.Fatalf("an invalid sender key was cached")
 	}
 }

@@ -14,8 +14,5 @@ func TestMain(m *testing.M) {
 	if os.Getenv("BITMESH_TEST_MAIN") == "1" {
 		os.Exit(runMain())
 	}
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
-		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-	)
+	goleak.VerifyTestMain(m)
 }
