@@ -36,6 +36,15 @@ func (v Verdict) String() string {
 	return fmt.Sprintf("verdict(%d)", int(v))
 }
 
+// WorkPolicy says how much proof of work a topic requires at a time. The
+// antispam package's Difficulty implements it. It must be safe for
+// concurrent use and must not block.
+type WorkPolicy interface {
+	// RequiredWork returns the mesh-wide base target for topic and this
+	// node's local target (local ≥ base: raised while the topic is busy).
+	RequiredWork(now time.Time, topic string) (base, local uint8)
+}
+
 // ValidatorConfig sets the validation policy.
 type ValidatorConfig struct {
 	// Network is the mesh's magic; envelopes of other networks are rejected.
@@ -55,6 +64,12 @@ type ValidatorConfig struct {
 	Grace time.Duration
 	// SeenCacheSize bounds the number of remembered IDs.
 	SeenCacheSize int
+	// Work, if set, sets the proof of work each topic requires. An envelope
+	// committing to less than the base target is rejected (every node knows
+	// the mesh's base); one between the base and this node's raised local
+	// target is ignored, so honest senders are never penalised for one
+	// node's local load. Nil: only the envelope's committed target counts.
+	Work WorkPolicy
 	// SenderKeyCacheSize bounds how many senders' parsed keys are kept.
 	// Lifting an x-only key to a point costs a square root (~6 % of a
 	// signature check), and a device sends many envelopes; 0 turns the
@@ -180,6 +195,15 @@ func (v *Validator) Validate(now time.Time, topic string, raw []byte) Result {
 	}
 	if got := id.LeadingZeroBits(); got < int(env.PoWTarget) {
 		return res.fail(Reject, fmt.Errorf("%w: %d leading zero bits, committed target %d", ErrInsufficientWork, got, env.PoWTarget))
+	}
+	if v.cfg.Work != nil {
+		base, local := v.cfg.Work.RequiredWork(now, topic)
+		if env.PoWTarget < base {
+			return res.fail(Reject, fmt.Errorf("%w: committed target %d, topic requires %d", ErrInsufficientWork, env.PoWTarget, base))
+		}
+		if env.PoWTarget < local {
+			return res.fail(Ignore, fmt.Errorf("%w: committed target %d, this node currently requires %d", ErrInsufficientWork, env.PoWTarget, local))
+		}
 	}
 	v.mu.Lock()
 	cached, ok := v.seen.get(now, id, env.Signature)

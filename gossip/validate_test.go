@@ -821,3 +821,48 @@ func TestSenderKeyCache(t *testing.T) {
 		t.Fatalf("an invalid sender key was cached")
 	}
 }
+
+// fixedWork is a WorkPolicy with constant targets.
+type fixedWork struct{ base, local uint8 }
+
+func (w fixedWork) RequiredWork(time.Time, string) (uint8, uint8) { return w.base, w.local }
+
+func TestValidateWorkPolicy(t *testing.T) {
+	key := testKey(t, 1)
+	mined := func(target uint8) []byte {
+		e := baseEnvelope()
+		e.PoWTarget = target
+		e.Sender = key.DeviceID()
+		mine(t, &e)
+		raw, _, err := e.Seal(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	tests := []struct {
+		name    string
+		policy  fixedWork
+		target  uint8
+		want    Verdict
+		wantErr error
+	}{
+		{"no requirement", fixedWork{0, 0}, 0, Accept, nil},
+		{"meets base", fixedWork{4, 4}, 4, Accept, nil},
+		{"exceeds local", fixedWork{4, 6}, 8, Accept, nil},
+		{"below base", fixedWork{6, 6}, 4, Reject, ErrInsufficientWork},
+		{"between base and raised local", fixedWork{4, 8}, 6, Ignore, ErrInsufficientWork},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newTestValidator(t, func(c *ValidatorConfig) { c.Work = tt.policy })
+			r := v.Validate(testNow, "sensors/temp", mined(tt.target))
+			if r.Verdict != tt.want || !errors.Is(r.Err, tt.wantErr) {
+				t.Fatalf("verdict %v (%v), want %v (%v)", r.Verdict, r.Err, tt.want, tt.wantErr)
+			}
+			if tt.want != Accept && v.Stats().SignatureChecks != 0 {
+				t.Fatal("a work-policy failure cost a signature check")
+			}
+		})
+	}
+}
