@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/multiformats/go-multiaddr"
@@ -68,6 +70,21 @@ type Config struct {
 	// SeenCacheSize bounds the remembered envelope IDs.
 	SeenCacheSize int
 
+	// Work sets the proof of work each topic requires. Its base targets are
+	// a mesh-wide rule: configure every node alike. Zero value: no work.
+	Work antispam.DifficultyConfig
+	// Rate limits envelopes per sending device and per forwarding peer;
+	// excess is dropped and scored.
+	Rate antispam.RateConfig
+	// Ledger scores misbehaviour and bans peers and devices (btcd's model).
+	// Bans persist in DataDir/bans.db (in memory without a DataDir). The
+	// node sets Ledger.OnBan to disconnect banned peers.
+	Ledger antispam.LedgerConfig
+	// ScoreColocationWhitelist lists networks (CIDR) exempt from GossipSub's
+	// penalty for many peers behind one IP: loopback in local setups, where
+	// every peer shares 127.0.0.1.
+	ScoreColocationWhitelist []string
+
 	// Logger receives the node's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Clock supplies the time for validation and envelopes. Nil means
@@ -99,6 +116,8 @@ func DefaultConfig() Config {
 		MaxMessageAge:     2 * time.Minute,
 		MaxClockSkew:      30 * time.Second,
 		SeenCacheSize:     1 << 16,
+		Rate:              antispam.DefaultRateConfig(),
+		Ledger:            antispam.DefaultLedgerConfig(),
 	}
 }
 
@@ -123,6 +142,7 @@ func LocalConfig() Config {
 	c.NATPortMap = false
 	c.BootstrapInterval = 2 * time.Second
 	c.DialTimeout = 5 * time.Second
+	c.ScoreColocationWhitelist = []string{"127.0.0.0/8", "::1/128"}
 	return c
 }
 
@@ -154,7 +174,27 @@ func (c Config) Validate() error {
 	case c.ConnLow < 1 || c.ConnHigh < c.ConnLow:
 		return fmt.Errorf("node: connection watermarks %d..%d: want 1 <= ConnLow <= ConnHigh", c.ConnLow, c.ConnHigh)
 	}
+	if _, err := parseCIDRs(c.ScoreColocationWhitelist); err != nil {
+		return err
+	}
+	for _, v := range []interface{ Validate() error }{c.Work, c.Rate, c.Ledger} {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+	}
 	return c.validatorConfig().Validate()
+}
+
+func parseCIDRs(cidrs []string) ([]*net.IPNet, error) {
+	out := make([]*net.IPNet, 0, len(cidrs))
+	for _, c := range cidrs {
+		_, n, err := net.ParseCIDR(c)
+		if err != nil {
+			return nil, fmt.Errorf("node: colocation whitelist: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func (c Config) validatorConfig() gossip.ValidatorConfig {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/libp2p/go-libp2p"
@@ -35,6 +36,8 @@ type Node struct {
 	clock     func() time.Time
 	validator *gossip.Validator
 	bootstrap []peer.AddrInfo
+	self      peer.ID
+	def       *defences // ledger and store are set by Start
 
 	seq atomic.Uint64 // last sequence number used
 
@@ -67,9 +70,19 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := gossip.NewValidator(cfg.validatorConfig())
+	def, err := newDefences(cfg)
 	if err != nil {
 		return nil, err
+	}
+	vc := cfg.validatorConfig()
+	vc.Work = def.work
+	v, err := gossip.NewValidator(vc)
+	if err != nil {
+		return nil, err
+	}
+	self, err := key.DeviceID().PeerID()
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
 	}
 	bootstrap, _ := parseBootstrap(cfg.BootstrapPeers) // checked by Validate
 	n := &Node{
@@ -81,6 +94,8 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		clock:     cfg.Clock,
 		validator: v,
 		bootstrap: bootstrap,
+		self:      self,
+		def:       def,
 		topics:    make(map[string]*pubsub.Topic),
 	}
 	if n.log == nil {
@@ -124,14 +139,19 @@ func (n *Node) Start(ctx context.Context) error {
 	case n.started:
 		return ErrAlreadyStarted
 	}
+	if err := n.openLedger(); err != nil {
+		return err
+	}
 	h := n.opts.host
 	if h == nil {
 		var err error
 		if h, err = n.newHost(); err != nil {
+			n.def.store.Close()
 			return err
 		}
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	whitelist, _ := parseCIDRs(n.cfg.ScoreColocationWhitelist) // checked by Validate
 	psOpts := append([]pubsub.Option{
 		pubsub.WithMessageIdFn(gossip.PubSubMessageID),
 		// The envelope authenticates every message; a second, libp2p-level
@@ -145,6 +165,7 @@ func (n *Node) Start(ctx context.Context) error {
 		// one's own messages defeats eclipse by a few mesh peers
 		// (gossipsub v1.1 hardening). pubsub v0.19 defaults it off.
 		pubsub.WithFloodPublish(true),
+		pubsub.WithPeerScore(antispam.PeerScoreParams(n.appScore, whitelist), antispam.PeerScoreThresholds()),
 	}, n.opts.pubsub...)
 	ps, err := pubsub.NewGossipSub(n.ctx, h, psOpts...)
 	if err != nil {
@@ -152,6 +173,7 @@ func (n *Node) Start(ctx context.Context) error {
 		if n.opts.host == nil {
 			h.Close()
 		}
+		n.def.store.Close()
 		return fmt.Errorf("node: starting gossipsub: %w", err)
 	}
 	n.host, n.ps, n.started = h, ps, true
@@ -178,6 +200,7 @@ func (n *Node) newHost() (host.Host, error) {
 		libp2p.ListenAddrStrings(n.cfg.ListenAddrs...),
 		libp2p.UserAgent(UserAgent),
 		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionGater(gater{n}),
 	}
 	if n.cfg.NATPortMap {
 		lo = append(lo, libp2p.NATPortMap())
@@ -229,6 +252,7 @@ func (n *Node) Close() error {
 	if n.opts.host == nil {
 		errs = append(errs, h.Close())
 	}
+	errs = append(errs, n.def.store.Close())
 	return errors.Join(errs...)
 }
 
@@ -236,13 +260,7 @@ func (n *Node) Close() error {
 func (n *Node) DeviceID() identity.DeviceID { return n.key.DeviceID() }
 
 // PeerID returns the node's libp2p peer ID (the same key as DeviceID).
-func (n *Node) PeerID() peer.ID {
-	id, err := n.key.DeviceID().PeerID()
-	if err != nil {
-		panic("node: own key has no peer ID: " + err.Error())
-	}
-	return id
-}
+func (n *Node) PeerID() peer.ID { return n.self }
 
 // Network returns the node's network magic.
 func (n *Node) Network() gossip.Network { return n.network }
@@ -328,12 +346,16 @@ func (n *Node) join(topic string) (*pubsub.Topic, error) {
 		return t, nil
 	}
 	name := n.pubsubTopic(topic)
-	val := n.validator.PubSubValidator(topic, n.clock, n.observe)
-	if err := n.ps.RegisterTopicValidator(name, val); err != nil {
+	if err := n.ps.RegisterTopicValidator(name, n.topicValidator(topic)); err != nil {
 		return nil, fmt.Errorf("node: topic %q: %w", topic, err)
 	}
 	t, err := n.ps.Join(name)
 	if err != nil {
+		_ = n.ps.UnregisterTopicValidator(name)
+		return nil, fmt.Errorf("node: topic %q: %w", topic, err)
+	}
+	if err := t.SetScoreParams(antispam.TopicScoreParams()); err != nil {
+		_ = t.Close()
 		_ = n.ps.UnregisterTopicValidator(name)
 		return nil, fmt.Errorf("node: topic %q: %w", topic, err)
 	}

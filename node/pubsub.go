@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -49,6 +50,15 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	env := &gossip.Envelope{Network: n.network, Time: now, Seq: n.seq.Add(1), Topic: topic, Payload: payload}
 	if size := env.EncodedSize(); size > n.cfg.MaxEnvelopeSize {
 		return gossip.ID{}, fmt.Errorf("node: envelope of %d bytes exceeds MaxEnvelopeSize %d", size, n.cfg.MaxEnvelopeSize)
+	}
+	// Mint for this node's own local target: a node that raised it under
+	// load would otherwise ignore its own envelope, and peers that raised
+	// theirs likely see the same load.
+	if _, target := n.def.work.RequiredWork(now, topic); target > 0 {
+		env.Sender = n.key.DeviceID() // inside the ID: set before minting
+		if err := antispam.MintProofOfWork(ctx, env, target, 0); err != nil {
+			return gossip.ID{}, fmt.Errorf("node: publish on %q: %w", topic, err)
+		}
 	}
 	raw, id, err := env.Seal(n.key)
 	if err != nil {
