@@ -12,15 +12,18 @@ import (
 // Labs' gossipsub-hardening evaluation, adjusted for IoT traffic: topics are
 // quiet (a reading a minute is common), so nothing may punish a peer merely
 // for delivering little, and the misbehaviour ledger is the authority on
-// what a peer did wrong (P5), with GossipSub's own invalid-message counter
-// (P4) as a fast local reaction.
+// what a peer did wrong (P5). GossipSub's own invalid-message counter (P4)
+// is off: the ledger already scores every rejected message by its cause, so
+// P4 would count each one twice, and its quadratic growth would graylist a
+// peer (GossipSub then ignores its messages, so the ledger sees no more of
+// them) before the ledger could ban and disconnect it.
 //
 // Score budget, in GossipSub units:
 //
 //	+10   at most from topics (TopicScoreCap): time in mesh and first deliveries
-//	 -1   per ledger point (P5, AppSpecificWeight 1): a peer the ledger
-//	      scores 80 is graylisted, at 100 it is banned and disconnected
-//	-10·n² for n invalid messages in a topic (P4), decaying over minutes
+//	 -1   per ledger point (P5, AppSpecificWeight 1): at -10 a peer gets no
+//	      gossip from us, at -50 none of our own messages; at 100 the ledger
+//	      bans and disconnects it, so P5 alone never reaches the graylist
 //	-10·(k−3)² for k peers behind one IP beyond 3 (P6, sybils on one host)
 //	-10·(b−6)² for b GossipSub protocol violations beyond 6 (P7)
 const (
@@ -28,8 +31,10 @@ const (
 	GossipThreshold = -10
 	// PublishThreshold: below it we do not flood our own messages to it.
 	PublishThreshold = -50
-	// GraylistThreshold: below it we ignore the peer's RPCs altogether.
-	GraylistThreshold = -80
+	// GraylistThreshold: below it we ignore the peer's RPCs altogether. It
+	// lies beyond the ledger's ban threshold, so only P6 and P7 on top of a
+	// bad ledger score graylist; the ledger's verdict is a ban.
+	GraylistThreshold = -110
 	// AcceptPXThreshold: peer exchange is accepted only from peers above it,
 	// which takes about an hour of good behaviour in a mesh.
 	AcceptPXThreshold = 5
@@ -90,9 +95,9 @@ func TopicScoreParams() *pubsub.TopicScoreParams {
 		FirstMessageDeliveriesWeight: 1,
 		FirstMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(15 * time.Minute),
 		FirstMessageDeliveriesCap:    5,
-		// P4: -10·n² for n invalid messages: one makes a peer lose gossip,
-		// three graylist it. Decays over about an hour.
-		InvalidMessageDeliveriesWeight: -10,
+		// P4 off (see the comment at the top of this file); the
+		// decay must still be valid for GossipSub's parameter check.
+		InvalidMessageDeliveriesWeight: 0,
 		InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(time.Hour),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
@@ -191,3 +192,51 @@ func (g gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMu
 	return !g.n.peerBanned(p)
 }
 func (g gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// ledger returns the misbehaviour ledger, or ErrNotStarted.
+func (n *Node) ledger() (*antispam.Ledger, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.started {
+		return nil, ErrNotStarted
+	}
+	return n.def.ledger, nil
+}
+
+// Bans returns the bans in force, sorted by subject.
+func (n *Node) Bans() ([]antispam.Ban, error) {
+	l, err := n.ledger()
+	if err != nil {
+		return nil, err
+	}
+	return l.Bans(n.clock()), nil
+}
+
+// Scores returns the misbehaviour scores of the subjects the ledger
+// tracks, highest first.
+func (n *Node) Scores() ([]antispam.SubjectScore, error) {
+	l, err := n.ledger()
+	if err != nil {
+		return nil, err
+	}
+	return l.Scores(n.clock()), nil
+}
+
+// Ban bans a peer or device for d (0: the ledger's BanDuration) and
+// disconnects it. The ban persists in the data directory.
+func (n *Node) Ban(s antispam.Subject, d time.Duration, reason string) error {
+	l, err := n.ledger()
+	if err != nil {
+		return err
+	}
+	return l.Ban(n.clock(), s, d, reason)
+}
+
+// Unban lifts a ban and clears the subject's score.
+func (n *Node) Unban(s antispam.Subject) error {
+	l, err := n.ledger()
+	if err != nil {
+		return err
+	}
+	return l.Unban(s)
+}
