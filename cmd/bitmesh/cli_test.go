@@ -32,6 +32,9 @@ func TestCLIUsage(t *testing.T) {
 		{"pub missing message", []string{"pub", "t"}, 2, "want 2 argument(s)"},
 		{"sub extra argument", []string{"sub", "a", "b"}, 2, "want 1 argument(s)"},
 		{"bad flag", []string{"id", "--nope"}, 2, "flag provided but not defined"},
+		{"ban without subject", []string{"ban"}, 2, "want 1 argument(s)"},
+		{"ban help", []string{"ban", "--help"}, 0, "--reason"},
+		{"peers without node", []string{"peers", "--data", "/nonexistent/bitmesh"}, 1, "no running node"},
 		{"pub without node", []string{"pub", "--data", "/nonexistent/bitmesh", "t", "m"}, 1, "no running node"},
 		{"bad bootstrap", []string{"node", "--data", "/nonexistent/bitmesh", "--bootstrap", "/ip4/1.2.3.4/tcp/1"}, 1, "/p2p/<peer id>"},
 	} {

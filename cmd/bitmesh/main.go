@@ -6,6 +6,9 @@
 //	bitmesh id [--data DIR] [--json]
 //	bitmesh pub [--data DIR] TOPIC MESSAGE
 //	bitmesh sub [--data DIR] TOPIC [--count N]
+//	bitmesh peers [--data DIR] [--json]
+//	bitmesh ban [--data DIR] [--for D] [--reason TEXT] SUBJECT
+//	bitmesh unban [--data DIR] SUBJECT
 //
 // Run "bitmesh COMMAND --help" for each command's flags.
 package main
@@ -34,6 +37,9 @@ var commands = []command{
 	{"id", "print the device ID and peer ID", runID},
 	{"pub", "publish a message through the running node", runPub},
 	{"sub", "print the verified messages of a topic, one JSON line each", runSub},
+	{"peers", "list peers with their misbehaviour scores and bans", runPeers},
+	{"ban", "ban a peer or device (persists across restarts)", runBan},
+	{"unban", "lift a ban", runUnban},
 }
 
 func usage(w io.Writer) {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 	"unicode/utf8"
 
 	"encoding/base64"
@@ -136,6 +137,39 @@ func (c *Client) Subscribe(ctx context.Context, topic string, ready func(), f fu
 		return fmt.Errorf("control: subscription: %w", err)
 	}
 	return errors.New("control: the node closed the subscription")
+}
+
+// Peers lists connected peers and the subjects the ledger scores or bans.
+func (c *Client) Peers(ctx context.Context) ([]PeerInfo, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/peers", nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []PeerInfo
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// Ban bans a subject (see BanRequest) for d (0: the node's default).
+func (c *Client) Ban(ctx context.Context, subject string, d time.Duration, reason string) error {
+	req := BanRequest{Subject: subject, Reason: reason}
+	if d > 0 {
+		req.Duration = d.String()
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/ban", req)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// Unban lifts a subject's ban.
+func (c *Client) Unban(ctx context.Context, subject string) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/unban", BanRequest{Subject: subject})
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }
 
 // ErrStop, returned by a Subscribe callback, ends the subscription cleanly.

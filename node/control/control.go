@@ -17,6 +17,9 @@
 //	GET  /v1/info                  node identity and addresses
 //	POST /v1/publish               {"topic","data"|"data_b64","min_peers"} → {"id"}
 //	GET  /v1/subscribe?topic=T     NDJSON stream of Message, one per line
+//	GET  /v1/peers                 connected peers and scored or banned subjects
+//	POST /v1/ban                   {"subject","duration","reason"}: ban a peer or device
+//	POST /v1/unban                 {"subject"}: lift a ban
 package control
 
 import (
@@ -150,6 +153,26 @@ func (m Message) Payload() ([]byte, error) {
 		return []byte(*m.Data), nil
 	}
 	return base64.StdEncoding.DecodeString(m.DataB64)
+}
+
+// PeerInfo is one line of GET /v1/peers: a connected peer, or a peer or
+// device the misbehaviour ledger scores or bans.
+type PeerInfo struct {
+	Subject   string     `json:"subject"`             // "peer:<id>" or "device:<bmdev1…>"
+	DeviceID  string     `json:"device_id,omitempty"` // for bitmesh peers, the device of their key
+	Connected bool       `json:"connected"`
+	Score     uint32     `json:"score"`
+	BanUntil  *time.Time `json:"ban_until,omitempty"`
+	BanReason string     `json:"ban_reason,omitempty"`
+}
+
+// BanRequest is the body of POST /v1/ban and /v1/unban. Subject is a
+// device ID (bmdev1…), a peer ID, or either prefixed "device:" / "peer:".
+// Duration is a Go duration ("24h"); empty means the node's default.
+type BanRequest struct {
+	Subject  string `json:"subject"`
+	Duration string `json:"duration,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 type errorResponse struct {

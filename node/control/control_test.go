@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitmesh/bitmesh/antispam"
+	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
 	"go.uber.org/goleak"
 )
@@ -168,5 +170,59 @@ func TestBadRequests(t *testing.T) {
 	defer bad.Close()
 	if _, err := bad.Info(ctx); err == nil || !strings.Contains(err.Error(), "not reachable") {
 		t.Fatalf("info from no node: %v", err)
+	}
+}
+
+func TestParseSubject(t *testing.T) {
+	key, _ := identity.Generate()
+	dev := key.DeviceID()
+	pid, _ := dev.PeerID()
+	for _, tc := range []struct {
+		in   string
+		want antispam.Subject
+		ok   bool
+	}{
+		{dev.String(), antispam.DeviceSubject(dev), true},
+		{"device:" + dev.String(), antispam.DeviceSubject(dev), true},
+		{pid.String(), antispam.PeerSubject(pid), true},
+		{"peer:" + pid.String(), antispam.PeerSubject(pid), true},
+		{"peer:" + dev.String(), antispam.Subject{}, false},
+		{"device:" + pid.String(), antispam.Subject{}, false},
+		{dev.String()[:len(dev.String())-1] + "x", antispam.Subject{}, false},
+		{"", antispam.Subject{}, false},
+		{"nonsense", antispam.Subject{}, false},
+	} {
+		got, err := ParseSubject(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseSubject(%q) = %v, %v; want %v (ok %v)", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestBanUnbanPeers(t *testing.T) {
+	_, srv, token := startAPI(t)
+	c := NewClient(Endpoint{Addr: strings.TrimPrefix(srv.URL, "http://"), Token: token})
+	defer c.Close()
+	ctx := context.Background()
+	key, _ := identity.Generate()
+	dev := key.DeviceID().String()
+	if err := c.Ban(ctx, dev, time.Hour, "test"); err != nil {
+		t.Fatal(err)
+	}
+	peers, err := c.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(peers) != 1 || peers[0].Subject != "device:"+dev || peers[0].BanUntil == nil || peers[0].BanReason != "test" {
+		t.Fatalf("peers after ban: %+v", peers)
+	}
+	if err := c.Unban(ctx, dev); err != nil {
+		t.Fatal(err)
+	}
+	if peers, _ := c.Peers(ctx); len(peers) != 0 {
+		t.Fatalf("peers after unban: %+v", peers)
+	}
+	if err := c.Ban(ctx, "nonsense", 0, ""); err == nil {
+		t.Fatal("banning a nonsense subject succeeded")
 	}
 }

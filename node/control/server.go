@@ -24,6 +24,9 @@ func Handler(n *node.Node, token string) http.Handler {
 	mux.HandleFunc("GET /v1/info", s.info)
 	mux.HandleFunc("POST /v1/publish", s.publish)
 	mux.HandleFunc("GET /v1/subscribe", s.subscribe)
+	mux.HandleFunc("GET /v1/peers", s.peers)
+	mux.HandleFunc("POST /v1/ban", s.ban)
+	mux.HandleFunc("POST /v1/unban", s.unban)
 	return s.auth(mux)
 }
 

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bitmesh/bitmesh/node/control"
+)
+
+func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("peers", "peers [--data DIR] [--json]", stderr)
+	var d dataFlags
+	d.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	c, err := control.Dial(d.dir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	peers, err := c.Peers(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(peers)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SUBJECT\tCONNECTED\tSCORE\tBANNED UNTIL\tREASON")
+	for _, p := range peers {
+		until := "-"
+		if p.BanUntil != nil {
+			until = p.BanUntil.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\n", p.Subject, p.Connected, p.Score, until, p.BanReason)
+	}
+	return tw.Flush()
+}
+
+func runBan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ban", "ban [--data DIR] [--for DURATION] [--reason TEXT] SUBJECT", stderr)
+	var d dataFlags
+	d.register(fs)
+	dur := fs.Duration("for", 0, "ban duration (0: the node's default, 24h)")
+	reason := fs.String("reason", "", "why, kept with the ban")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	c, err := control.Dial(d.dir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Ban(ctx, pos[0], *dur, *reason); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "banned %s\n", pos[0])
+	return err
+}
+
+func runUnban(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("unban", "unban [--data DIR] SUBJECT", stderr)
+	var d dataFlags
+	d.register(fs)
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	c, err := control.Dial(d.dir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Unban(ctx, pos[0]); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "unbanned %s\n", pos[0])
+	return err
+}
