@@ -88,7 +88,7 @@ func (n *Node) peerBanned(p peer.ID) bool {
 
 // onBan disconnects a banned subject's peer. It runs on the goroutine that
 // caused the ban (often inside a GossipSub validator), so the disconnect is
-// handed to a node goroutine.
+// handed to a node goroutine. Bans happen only once the node is started.
 func (n *Node) onBan(b antispam.Ban) {
 	n.log.Warn("banned", "subject", b.Subject, "until", b.Until, "reason", b.Reason)
 	var p peer.ID
@@ -110,13 +110,7 @@ func (n *Node) onBan(b antispam.Ban) {
 	default:
 		return
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed || n.host == nil {
-		return
-	}
-	h := n.host
-	n.spawn(func(context.Context) { _ = h.Network().ClosePeer(p) })
+	n.goIfRunning(func(context.Context) { _ = n.host.Network().ClosePeer(p) })
 }
 
 // appScore is GossipSub's application-specific score (P5): minus the
@@ -150,6 +144,9 @@ func (n *Node) topicValidator(topic string) pubsub.ValidatorEx {
 				n.penalise(antispam.PeerSubject(from), mis)
 			}
 		case r.Verdict != gossip.Accept:
+		case n.adm != nil && !n.adm.certified(now, r.Envelope.Sender):
+			// The forwarder may not have our revocations yet: not its fault.
+			r.Verdict, r.Err = gossip.Ignore, fmt.Errorf("%w: sender %s", ErrNotCertified, r.Envelope.Sender)
 		case n.deviceBanned(r.Envelope.Sender):
 			// The forwarder may not know of our ban: not its fault.
 			r.Verdict, r.Err = gossip.Ignore, fmt.Errorf("%w: sender %s", antispam.ErrBanned, r.Envelope.Sender)

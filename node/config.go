@@ -80,6 +80,18 @@ type Config struct {
 	// Bans persist in DataDir/bans.db (in memory without a DataDir). The
 	// node sets Ledger.OnBan to disconnect banned peers.
 	Ledger antispam.LedgerConfig
+	// Operators, if not empty, makes the mesh permissioned: the node keeps
+	// connections to, and delivers envelopes from, only devices holding a
+	// valid, unrevoked certificate signed by one of these operator keys
+	// (device IDs). Revocations are gossiped and take effect on arrival.
+	// Open mode (empty) is the default.
+	Operators []string
+	// Certificate is this device's encoded certificate for a permissioned
+	// mesh. Nil: DataDir/device.cert is loaded if it exists.
+	Certificate []byte
+	// AdmissionTimeout is how long a new peer of a permissioned mesh has to
+	// present a valid certificate before it is disconnected.
+	AdmissionTimeout time.Duration
 	// ScoreColocationWhitelist lists networks (CIDR) exempt from GossipSub's
 	// penalty for many peers behind one IP: loopback in local setups, where
 	// every peer shares 127.0.0.1.
@@ -116,6 +128,7 @@ func DefaultConfig() Config {
 		MaxMessageAge:     2 * time.Minute,
 		MaxClockSkew:      30 * time.Second,
 		SeenCacheSize:     1 << 16,
+		AdmissionTimeout:  10 * time.Second,
 		Rate:              antispam.DefaultRateConfig(),
 		Ledger:            antispam.DefaultLedgerConfig(),
 	}
@@ -169,8 +182,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MinPeers < 0:
 		return errors.New("node: MinPeers must not be negative")
-	case c.BootstrapInterval <= 0 || c.DialTimeout <= 0:
-		return errors.New("node: BootstrapInterval and DialTimeout must be positive")
+	case c.BootstrapInterval <= 0 || c.DialTimeout <= 0 || c.AdmissionTimeout <= 0:
+		return errors.New("node: BootstrapInterval, DialTimeout and AdmissionTimeout must be positive")
 	case c.ConnLow < 1 || c.ConnHigh < c.ConnLow:
 		return fmt.Errorf("node: connection watermarks %d..%d: want 1 <= ConnLow <= ConnHigh", c.ConnLow, c.ConnHigh)
 	}

@@ -80,12 +80,10 @@ type mdnsNotifee struct{ n *Node }
 
 func (m mdnsNotifee) HandlePeerFound(pi peer.AddrInfo) {
 	n := m.n
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed || pi.ID == n.host.ID() || n.host.Network().Connectedness(pi.ID) == network.Connected {
+	if pi.ID == n.self || n.host.Network().Connectedness(pi.ID) == network.Connected {
 		return
 	}
-	n.spawn(func(ctx context.Context) { n.dial(ctx, pi) })
+	n.goIfRunning(func(ctx context.Context) { n.dial(ctx, pi) })
 }
 
 // startMDNS runs with n.mu held.

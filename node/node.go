@@ -37,21 +37,29 @@ type Node struct {
 	validator *gossip.Validator
 	bootstrap []peer.AddrInfo
 	self      peer.ID
-	def       *defences // ledger and store are set by Start
+	def       *defences  // ledger and store are set by Start
+	adm       *admission // nil in an open mesh
 
 	seq atomic.Uint64 // last sequence number used
 
-	mu       sync.Mutex // guards the fields below
-	started  bool
-	closed   bool
-	host     host.Host
-	ps       *pubsub.PubSub
-	topics   map[string]*pubsub.Topic
-	stopMDNS func() error
-	ctx      context.Context // lives until Close
-	cancel   context.CancelFunc
+	mu         sync.Mutex // guards the fields below
+	started    bool
+	closed     bool
+	host       host.Host
+	ps         *pubsub.PubSub
+	topics     map[string]*pubsub.Topic
+	stopMDNS   func() error
+	admissionT *pubsub.Topic   // permissioned meshes only
+	ctx        context.Context // lives until Close
+	cancel     context.CancelFunc
 
 	wg sync.WaitGroup // every goroutine the node starts
+
+	// spawnMu guards stopping. Callbacks from libp2p (connection events,
+	// mDNS, bans) start goroutines through goIfRunning, which must not take
+	// n.mu: libp2p may call them while Start holds n.mu for its dials.
+	spawnMu  sync.Mutex
+	stopping bool
 }
 
 // New checks cfg and loads (or creates) the node's identity. It does no
@@ -84,6 +92,12 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	var adm *admission
+	if len(cfg.Operators) > 0 {
+		if adm, err = newAdmission(cfg, key.DeviceID()); err != nil {
+			return nil, err
+		}
+	}
 	bootstrap, _ := parseBootstrap(cfg.BootstrapPeers) // checked by Validate
 	n := &Node{
 		cfg:       cfg,
@@ -96,6 +110,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		bootstrap: bootstrap,
 		self:      self,
 		def:       def,
+		adm:       adm,
 		topics:    make(map[string]*pubsub.Topic),
 	}
 	if n.log == nil {
@@ -177,6 +192,13 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("node: starting gossipsub: %w", err)
 	}
 	n.host, n.ps, n.started = h, ps, true
+	if n.adm != nil {
+		// Fails only if the fresh pubsub refuses a topic; the node is
+		// started by now, so Close releases everything.
+		if err := n.startAdmission(); err != nil {
+			return err
+		}
+	}
 	n.dialAll(ctx, n.bootstrap)
 	if len(n.bootstrap) > 0 {
 		n.spawn(n.bootstrapLoop)
@@ -213,14 +235,24 @@ func (n *Node) newHost() (host.Host, error) {
 	return h, nil
 }
 
-// spawn runs f in a goroutine that Close waits for. Callers hold n.mu or run
-// before Start returns.
+// spawn runs f in a goroutine that Close waits for. Callers hold n.mu and
+// the node is started and not closed; callbacks use goIfRunning.
 func (n *Node) spawn(f func(ctx context.Context)) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		f(n.ctx)
 	}()
+}
+
+// goIfRunning runs f in a goroutine that Close waits for, unless the node
+// is closing. Safe to call from any goroutine, holding no lock.
+func (n *Node) goIfRunning(f func(ctx context.Context)) {
+	n.spawnMu.Lock()
+	defer n.spawnMu.Unlock()
+	if !n.stopping {
+		n.spawn(f)
+	}
 }
 
 // Close leaves the mesh and stops every goroutine the node started. It is
@@ -243,6 +275,9 @@ func (n *Node) Close() error {
 	}
 	h, stopMDNS := n.host, n.stopMDNS
 	n.mu.Unlock()
+	n.spawnMu.Lock()
+	n.stopping = true // no goroutine starts after this, so wg.Wait is final
+	n.spawnMu.Unlock()
 	var errs []error
 	if stopMDNS != nil {
 		// Outside n.mu: mDNS may be inside HandlePeerFound, which takes it.
