@@ -95,3 +95,48 @@ func TestEncryptedKeyWithPassphraseFile(t *testing.T) {
 		t.Fatalf("id with passphrase: %s", errOut)
 	}
 }
+
+func TestCertIssueShowRevoke(t *testing.T) {
+	dir := t.TempDir()
+	op, dev := filepath.Join(dir, "op"), filepath.Join(dir, "dev")
+	for _, d := range []string{op, dev} {
+		if code, _, errOut := runArgs("keygen", "--data", d); code != 0 {
+			t.Fatalf("keygen: %s", errOut)
+		}
+	}
+	_, out, _ := runArgs("id", "--data", dev, "--json")
+	var id idOutput
+	if err := json.Unmarshal([]byte(out), &id); err != nil {
+		t.Fatal(err)
+	}
+	certFile := filepath.Join(dev, "device.cert")
+	if code, _, errOut := runArgs("cert", "issue", "--operator-data", op, "--device", id.DeviceID, "--role", "publish", "--out", certFile); code != 0 {
+		t.Fatalf("cert issue: %s", errOut)
+	}
+	if code, _, errOut := runArgs("cert", "issue", "--operator-data", op, "--device", id.DeviceID, "--out", certFile); code != 1 || !strings.Contains(errOut, "refusing to overwrite") {
+		t.Fatalf("second cert issue to the same file: exit %d, %s", code, errOut)
+	}
+	code, out, errOut := runArgs("cert", "show", certFile)
+	if code != 0 || !strings.Contains(out, `"device":"`+id.DeviceID+`"`) || !strings.Contains(out, `"roles":["publish"]`) {
+		t.Fatalf("cert show: exit %d, %s %s", code, out, errOut)
+	}
+	revFile := filepath.Join(dir, "dev.rev")
+	if code, _, errOut := runArgs("cert", "revoke", "--operator-data", op, "--device", id.DeviceID, "--reason", "lost", "--out", revFile); code != 0 {
+		t.Fatalf("cert revoke: %s", errOut)
+	}
+	if code, out, _ := runArgs("cert", "show", revFile); code != 0 || !strings.Contains(out, `"kind":"revocation"`) || !strings.Contains(out, `"reason":"lost"`) {
+		t.Fatalf("cert show of a revocation: %s", out)
+	}
+	for _, args := range [][]string{
+		{"cert"},
+		{"cert", "frobnicate"},
+		{"cert", "issue", "--operator-data", op, "--out", filepath.Join(dir, "x")},
+		{"cert", "issue", "--operator-data", op, "--device", "bmdev1nope", "--out", filepath.Join(dir, "y")},
+		{"cert", "revoke", "--operator-data", op, "--device", id.DeviceID},
+		{"cert", "show", filepath.Join(dev, "identity.key")},
+	} {
+		if code, _, _ := runArgs(args...); code == 0 {
+			t.Errorf("%v succeeded", args)
+		}
+	}
+}

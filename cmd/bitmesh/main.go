@@ -9,6 +9,7 @@
 //	bitmesh peers [--data DIR] [--json]
 //	bitmesh ban [--data DIR] [--for D] [--reason TEXT] SUBJECT
 //	bitmesh unban [--data DIR] SUBJECT
+//	bitmesh cert issue|revoke|show ...
 //
 // Run "bitmesh COMMAND --help" for each command's flags.
 package main
@@ -40,6 +41,7 @@ var commands = []command{
 	{"peers", "list peers with their misbehaviour scores and bans", runPeers},
 	{"ban", "ban a peer or device (persists across restarts)", runBan},
 	{"unban", "lift a ban", runUnban},
+	{"cert", "issue, revoke or show device certificates (permissioned meshes)", runCert},
 }
 
 func usage(w io.Writer) {

@@ -36,6 +36,8 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	api := fs.String("api", "127.0.0.1:0", "control API listen address (keep it on loopback)")
 	network := fs.String("network", node.DefaultNetwork, "network name: nodes of other networks are never accepted")
 	noMDNS := fs.Bool("no-mdns", false, "do not discover peers on the LAN with mDNS")
+	var operators stringList
+	fs.Var(&operators, "operator", "trusted operator device ID (repeatable): makes the mesh permissioned; the device's certificate is read from DATA/"+node.CertificateFileName)
 	noNAT := fs.Bool("no-nat", false, "do not ask the gateway (UPnP / NAT-PMP) to map the listen ports")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if _, err := parse(fs, args, 0, 0); err != nil {
@@ -58,6 +60,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.BootstrapPeers = bootstrap
 	cfg.MDNS = !*noMDNS
 	cfg.NATPortMap = !*noNAT
+	cfg.Operators = operators
 	cfg.Logger = log
 	if len(listen) > 0 {
 		cfg.ListenAddrs = listen

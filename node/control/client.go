@@ -172,5 +172,14 @@ func (c *Client) Unban(ctx context.Context, subject string) error {
 	return resp.Body.Close()
 }
 
+// Announce gossips an encoded certificate or revocation through the node.
+func (c *Client) Announce(ctx context.Context, record []byte) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/announce", AnnounceRequest{RecordB64: base64.StdEncoding.EncodeToString(record)})
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
 // ErrStop, returned by a Subscribe callback, ends the subscription cleanly.
 var ErrStop = errors.New("control: stop")

@@ -20,6 +20,7 @@
 //	GET  /v1/peers                 connected peers and scored or banned subjects
 //	POST /v1/ban                   {"subject","duration","reason"}: ban a peer or device
 //	POST /v1/unban                 {"subject"}: lift a ban
+//	POST /v1/announce              {"record_b64"}: gossip a certificate or revocation
 package control
 
 import (

@@ -27,6 +27,7 @@ func Handler(n *node.Node, token string) http.Handler {
 	mux.HandleFunc("GET /v1/peers", s.peers)
 	mux.HandleFunc("POST /v1/ban", s.ban)
 	mux.HandleFunc("POST /v1/unban", s.unban)
+	mux.HandleFunc("POST /v1/announce", s.announce)
 	return s.auth(mux)
 }
 
@@ -125,4 +126,30 @@ func (s *server) subscribe(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 		}
 	}
+}
+
+// AnnounceRequest is the body of POST /v1/announce: an encoded certificate
+// or revocation to gossip to a permissioned mesh.
+type AnnounceRequest struct {
+	RecordB64 string `json:"record_b64"`
+}
+
+func (s *server) announce(w http.ResponseWriter, r *http.Request) {
+	var req AnnounceRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad announce request: %w", err))
+		return
+	}
+	rec, err := base64.StdEncoding.DecodeString(req.RecordB64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad record_b64: %w", err))
+		return
+	}
+	if err := s.n.Announce(r.Context(), rec); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"announced": true})
 }
