@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"testing"
+
+	"github.com/bitmesh/bitmesh/gossip"
 )
 
 // benchMiner prepares the miner for powEnvelope (topic "sensors/temp",
@@ -96,5 +98,28 @@ func BenchmarkMint(b *testing.B) {
 			reportRate(b, attempts)
 			b.ReportMetric(float64(attempts)/float64(b.N), "attempts/op")
 		})
+	}
+}
+
+// BenchmarkVerifyProofOfWork is what checking an envelope's work costs a
+// receiver: hashing the envelope to its ID (which validation needs anyway,
+// as the message ID) and one comparison. Compare with
+// BenchmarkSchnorrVerifyReference: the work check is what spares a node the
+// signature check of a spam envelope.
+func BenchmarkVerifyProofOfWork(b *testing.B) {
+	key := powKey(b, 1)
+	e := powEnvelope(key.DeviceID())
+	if err := MintProofOfWork(context.Background(), e, 8, 1); err != nil {
+		b.Fatal(err)
+	}
+	raw, _, err := e.Seal(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !VerifyProofOfWork(gossip.MessageID(raw), 8) {
+			b.Fatal("minted envelope fails its target")
+		}
 	}
 }
