@@ -176,13 +176,10 @@ func (a *admission) records() ([][]byte, error) {
 // can collide with it.
 func (n *Node) admissionTopic() string { return "bitmesh-admission/" + n.cfg.Network }
 
-// startAdmission runs with n.mu held, after the host and pubsub exist.
+// startAdmission runs with n.mu held, after the host and pubsub exist. The
+// admission topic is joined before the stream handler and the connection
+// callback exist, since both may publish on it.
 func (n *Node) startAdmission() error {
-	n.host.SetStreamHandler(AdmissionProtocol, n.handleAdmissionStream)
-	n.host.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
-		p := c.RemotePeer()
-		n.goIfRunning(func(ctx context.Context) { n.admitPeer(ctx, p) })
-	}})
 	name := n.admissionTopic()
 	if err := n.ps.RegisterTopicValidator(name, n.admissionValidator); err != nil {
 		return fmt.Errorf("node: admission topic: %w", err)
@@ -206,6 +203,11 @@ func (n *Node) startAdmission() error {
 			}
 		}
 	})
+	n.host.SetStreamHandler(AdmissionProtocol, n.handleAdmissionStream)
+	n.host.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		p := c.RemotePeer()
+		n.goIfRunning(func(ctx context.Context) { n.admitPeer(ctx, p) })
+	}})
 	switch {
 	case n.adm.own == nil:
 		n.log.Warn("permissioned mesh but this device has no certificate: peers will refuse it",
