@@ -124,7 +124,7 @@ func TestRaiseFor(t *testing.T) {
 		{81, 10, 8, 4},     //
 		{1 << 30, 1, 8, 8}, // capped
 		{1<<31 - 1, 1, 64, 31},
-		{5, 1 << 40, 64, 0},
+		{5, 1 << 30, 64, 0},
 	}
 	for _, tt := range tests {
 		if got := raiseFor(tt.observed, tt.budget, tt.maxRaise); got != tt.want {

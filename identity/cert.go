@@ -58,7 +58,7 @@ const (
 	// maxCredUnix is 9999-12-31T23:59:59Z, X.509's "no well-defined
 	// expiration". Times lie in [0, maxCredUnix], so every one is a plain
 	// time.Time whose comparisons cannot overflow.
-	maxCredUnix = 253402300799
+	maxCredUnix int64 = 253402300799
 )
 
 var (
