@@ -142,6 +142,7 @@ func (n *Node) topicValidator(topic string) pubsub.ValidatorEx {
 		case r.Verdict == gossip.Reject && !local:
 			if mis, ok := antispam.ClassifyReject(r.Err); ok {
 				n.penalise(antispam.PeerSubject(from), mis)
+				n.penaliseSigner(r, mis)
 			}
 		case r.Verdict != gossip.Accept:
 		case n.adm != nil && !n.adm.certified(now, r.Envelope.Sender):
@@ -159,6 +160,21 @@ func (n *Node) topicValidator(topic string) pubsub.ValidatorEx {
 		}
 		n.observe(from, topic, r)
 		return pubsubResult(r.Verdict)
+	}
+}
+
+// penaliseSigner also scores the device that signed a rejected envelope,
+// for the faults that are the signer's own choice: committing to too little
+// work, or a timestamp far in the future. Those checks come before the
+// signature's, so the signature is verified here first: only a device that
+// really signed the bad content is blamed. The cost is bounded: the
+// forwarder is scored for every such envelope and banned after a few.
+func (n *Node) penaliseSigner(r gossip.Result, m antispam.Misbehaviour) {
+	if r.Envelope == nil || (m != antispam.InsufficientWork && m != antispam.Future) {
+		return
+	}
+	if identity.VerifyBIP340(r.Envelope.Sender, r.ID, r.Envelope.Signature) == nil {
+		n.penalise(antispam.DeviceSubject(r.Envelope.Sender), m)
 	}
 }
 

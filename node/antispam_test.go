@@ -141,6 +141,21 @@ func TestMisbehavingPeersAreBanned(t *testing.T) {
 			got[string(m.Payload)] = true
 		}
 	}
+	// The device that signed the work-less flood is banned too (its
+	// signatures are valid, so the bad content is provably its own); the
+	// devices whose envelopes were forged or replayed are not to blame.
+	deviceBanned := func(k *identity.PrivateKey) bool {
+		return slices.ContainsFunc(must(victim.Bans()), func(b antispam.Ban) bool { return b.Subject == antispam.DeviceSubject(k.DeviceID()) })
+	}
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !deviceBanned(keys[0]) {
+			return fmt.Errorf("the flooding device is not banned; bans: %v", must(victim.Bans()))
+		}
+		return nil
+	})
+	if deviceBanned(keys[1]) || deviceBanned(keys[2]) {
+		t.Errorf("a device was banned for content it did not sign or replays of it: %v", must(victim.Bans()))
+	}
 	// The honest peers have clean records at the victim.
 	for _, sc := range must(victim.Scores()) {
 		if sc.Subject == antispam.PeerSubject(publisher.PeerID()) || sc.Subject == antispam.PeerSubject(listener.PeerID()) {
