@@ -1,0 +1,392 @@
+package anchor
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Store persists any number of named logs: each log's leaf data by index,
+// the hashes of its complete subtrees (nodes) by level and index, and its
+// size. A Log is the only writer of its name; a Store must be safe for
+// concurrent use, and reads may run while a Commit is under way.
+type Store interface {
+	// Size returns the committed size of the named log, 0 for an unknown
+	// name.
+	Size(name string) (uint64, error)
+	// Leaves returns copies of the data of leaves [start, start+n). A leaf
+	// that is absent makes it fail with an error wrapping ErrNotFound.
+	Leaves(name string, start uint64, n int) ([][]byte, error)
+	// Nodes returns the hashes of the given nodes, in order. A node that is
+	// absent makes it fail with an error wrapping ErrNotFound.
+	Nodes(name string, ids []compact.NodeID) ([][]byte, error)
+	// Commit stores the batch's leaves at indices OldSize.., its nodes and
+	// the new size OldSize+len(Leaves) atomically, and returns only once
+	// they are durable. It fails with ErrConflict, storing nothing, if the
+	// stored size is not OldSize.
+	Commit(name string, b Batch) error
+	// Close releases the store; later calls fail with ErrStoreClosed.
+	Close() error
+}
+
+// Batch is one atomic, durable extension of a log.
+type Batch struct {
+	// OldSize is the log size the batch extends; its first leaf gets this
+	// index.
+	OldSize uint64
+	// Leaves are the appended leaves' data.
+	Leaves [][]byte
+	// Nodes are every subtree hash completed by the batch, the leaf hashes
+	// (level 0) included.
+	Nodes []Node
+}
+
+// Node is the hash of the complete subtree ID.
+type Node struct {
+	ID   compact.NodeID
+	Hash []byte
+}
+
+// MaxNameLen bounds a log name in bytes (it is a bbolt bucket key).
+const MaxNameLen = 255
+
+func checkName(name string) error {
+	if len(name) == 0 || len(name) > MaxNameLen {
+		return fmt.Errorf("%w: %d bytes, want 1..%d", ErrInvalidName, len(name), MaxNameLen)
+	}
+	return nil
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// MemoryStore is a Store in memory, for tests and for logs that need not
+// survive a restart. Safe for concurrent use.
+type MemoryStore struct {
+	mu     sync.RWMutex // guards logs and closed
+	logs   map[string]*memoryLog
+	closed bool
+}
+
+type memoryLog struct {
+	leaves [][]byte
+	nodes  map[compact.NodeID][]byte
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{logs: make(map[string]*memoryLog)}
+}
+
+// Size implements Store.
+func (s *MemoryStore) Size(name string) (uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, ErrStoreClosed
+	}
+	if lg := s.logs[name]; lg != nil {
+		return uint64(len(lg.leaves)), nil
+	}
+	return 0, nil
+}
+
+// Leaves implements Store.
+func (s *MemoryStore) Leaves(name string, start uint64, n int) ([][]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrStoreClosed
+	}
+	lg := s.logs[name]
+	size := uint64(0)
+	if lg != nil {
+		size = uint64(len(lg.leaves))
+	}
+	if n < 0 || start > size || uint64(n) > size-start {
+		return nil, fmt.Errorf("%w: leaves [%d, +%d) of log %q (size %d)", ErrNotFound, start, n, name, size)
+	}
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = append([]byte(nil), lg.leaves[start+uint64(i)]...)
+	}
+	return out, nil
+}
+
+// Nodes implements Store.
+func (s *MemoryStore) Nodes(name string, ids []compact.NodeID) ([][]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrStoreClosed
+	}
+	lg := s.logs[name]
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		var h []byte
+		if lg != nil {
+			h = lg.nodes[id]
+		}
+		if h == nil {
+			return nil, fmt.Errorf("%w: node (%d, %d) of log %q", ErrNotFound, id.Level, id.Index, name)
+		}
+		out[i] = append([]byte(nil), h...)
+	}
+	return out, nil
+}
+
+// Commit implements Store.
+func (s *MemoryStore) Commit(name string, b Batch) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrStoreClosed
+	}
+	lg := s.logs[name]
+	if lg == nil {
+		lg = &memoryLog{nodes: make(map[compact.NodeID][]byte)}
+		s.logs[name] = lg
+	}
+	if size := uint64(len(lg.leaves)); size != b.OldSize {
+		return fmt.Errorf("%w: log %q has size %d, batch extends %d", ErrConflict, name, size, b.OldSize)
+	}
+	for _, d := range b.Leaves {
+		lg.leaves = append(lg.leaves, append([]byte(nil), d...))
+	}
+	for _, n := range b.Nodes {
+		lg.nodes[n.ID] = append([]byte(nil), n.Hash...)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *MemoryStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+var _ Store = (*BoltStore)(nil)
+
+// BoltStore is a Store in a bbolt file. Every Commit is one bbolt
+// transaction, fsynced before it returns, holding the leaves, the nodes and
+// the size record together: after a crash the file holds either all of a
+// batch or none of it, so the size never points past stored leaves. Safe for
+// concurrent use.
+//
+// Layout: bucket "anchor/logs" / one bucket per log name, holding the key
+// "size" (uint64 big-endian) and the buckets "leaves" (key: index, 8 bytes
+// big-endian) and "nodes" (value: 32-byte hash; key: see boltNodeKey).
+type BoltStore struct {
+	db *bolt.DB
+}
+
+var (
+	boltRootBucket   = []byte("anchor/logs")
+	boltLeavesBucket = []byte("leaves")
+	boltNodesBucket  = []byte("nodes")
+	boltSizeKey      = []byte("size")
+)
+
+// boltLockTimeout is how long OpenBoltStore waits for the file lock: long
+// enough to ride out a previous process that is still exiting, short enough
+// that a second node on the same directory fails at once with a clear error.
+const boltLockTimeout = time.Second
+
+// OpenBoltStore opens or creates the store at path (mode 0600). It fails
+// with ErrStoreLocked if another process holds the file for more than a
+// second.
+func OpenBoltStore(path string) (*BoltStore, error) {
+	opts := *bolt.DefaultOptions
+	opts.Timeout = boltLockTimeout
+	db, err := bolt.Open(path, 0o600, &opts)
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s", ErrStoreLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("anchor: open store %s: %w", path, err)
+	}
+	return &BoltStore{db: db}, nil
+}
+
+// boltNodeKey is the end of the node's leaf range, (index+1)<<level, 8 bytes
+// big-endian, then its level, 1 byte. Appending leaf i completes (0, i), then
+// its ancestors level by level, all ending at i+1: in this order keys only
+// grow, so every Put lands at the bucket's right edge. (Level-first keys put
+// each leaf hash in the middle of the bucket: bbolt then shifts a node's
+// entries on every Put, quadratic in the batch size.)
+func boltNodeKey(id compact.NodeID) []byte {
+	var k [9]byte
+	binary.BigEndian.PutUint64(k[:8], (id.Index+1)<<id.Level)
+	k[8] = byte(id.Level)
+	return k[:]
+}
+
+func boltIndexKey(i uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, i)
+}
+
+// view runs fn on the named log's bucket, nil if the log does not exist.
+func (s *BoltStore) view(name string, fn func(b *bolt.Bucket) error) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var b *bolt.Bucket
+		if root := tx.Bucket(boltRootBucket); root != nil {
+			b = root.Bucket([]byte(name))
+		}
+		return fn(b)
+	})
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrStoreClosed
+	}
+	return err
+}
+
+func boltSize(b *bolt.Bucket) (uint64, error) {
+	if b == nil {
+		return 0, nil
+	}
+	v := b.Get(boltSizeKey)
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: size record of %d bytes", ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Size implements Store.
+func (s *BoltStore) Size(name string) (uint64, error) {
+	var size uint64
+	err := s.view(name, func(b *bolt.Bucket) (err error) {
+		size, err = boltSize(b)
+		return err
+	})
+	return size, err
+}
+
+// Leaves implements Store.
+func (s *BoltStore) Leaves(name string, start uint64, n int) ([][]byte, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("%w: %d leaves", ErrNotFound, n)
+	}
+	out := make([][]byte, 0, n)
+	err := s.view(name, func(b *bolt.Bucket) error {
+		var lb *bolt.Bucket
+		if b != nil {
+			lb = b.Bucket(boltLeavesBucket)
+		}
+		if lb == nil {
+			if n == 0 {
+				return nil
+			}
+			return fmt.Errorf("%w: leaf %d of log %q", ErrNotFound, start, name)
+		}
+		c := lb.Cursor()
+		k, v := c.Seek(boltIndexKey(start))
+		for i := uint64(0); i < uint64(n); i++ {
+			// Leaves are only ever appended at the next index, so keys are
+			// contiguous; a gap is reported, not skipped.
+			if k == nil || binary.BigEndian.Uint64(k) != start+i {
+				return fmt.Errorf("%w: leaf %d of log %q", ErrNotFound, start+i, name)
+			}
+			out = append(out, append([]byte(nil), v...))
+			k, v = c.Next()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Nodes implements Store.
+func (s *BoltStore) Nodes(name string, ids []compact.NodeID) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	err := s.view(name, func(b *bolt.Bucket) error {
+		var nb *bolt.Bucket
+		if b != nil {
+			nb = b.Bucket(boltNodesBucket)
+		}
+		for i, id := range ids {
+			var v []byte
+			if nb != nil {
+				v = nb.Get(boltNodeKey(id))
+			}
+			if v == nil {
+				return fmt.Errorf("%w: node (%d, %d) of log %q", ErrNotFound, id.Level, id.Index, name)
+			}
+			out[i] = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Commit implements Store: one fsynced bbolt transaction per batch.
+func (s *BoltStore) Commit(name string, batch Batch) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(boltRootBucket)
+		if err != nil {
+			return err
+		}
+		b, err := root.CreateBucketIfNotExists([]byte(name))
+		if err != nil {
+			return err
+		}
+		size, err := boltSize(b)
+		if err != nil {
+			return err
+		}
+		if size != batch.OldSize {
+			return fmt.Errorf("%w: log %q has size %d, batch extends %d", ErrConflict, name, size, batch.OldSize)
+		}
+		lb, err := b.CreateBucketIfNotExists(boltLeavesBucket)
+		if err != nil {
+			return err
+		}
+		nb, err := b.CreateBucketIfNotExists(boltNodesBucket)
+		if err != nil {
+			return err
+		}
+		// Both buckets only grow at their right edge (see boltNodeKey), so
+		// full pages waste no space.
+		lb.FillPercent, nb.FillPercent = 1, 1
+		for i, d := range batch.Leaves {
+			if err := lb.Put(boltIndexKey(size+uint64(i)), d); err != nil {
+				return err
+			}
+		}
+		for _, n := range batch.Nodes {
+			if err := nb.Put(boltNodeKey(n.ID), n.Hash); err != nil {
+				return err
+			}
+		}
+		return b.Put(boltSizeKey, boltIndexKey(size+uint64(len(batch.Leaves))))
+	})
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrStoreClosed
+	}
+	return err
+}
+
+// Close implements Store.
+func (s *BoltStore) Close() error {
+	return s.db.Close()
+}
