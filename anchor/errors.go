@@ -39,8 +39,8 @@ var (
 	ErrCorrupt = errors.New("anchor: corrupt log")
 )
 
-// Checkpoint, cosignature and receipt failures. Each error returned by this
-// file and receipt.go wraps exactly one of them.
+// Checkpoint, cosignature and receipt failures. Each error returned by
+// checkpoint.go and receipt.go wraps exactly one of them.
 var (
 	// ErrCheckpointMalformed is returned for a checkpoint body or signed note
 	// that does not parse, or is too large.
