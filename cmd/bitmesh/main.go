@@ -10,6 +10,7 @@
 //	bitmesh ban [--data DIR] [--for D] [--reason TEXT] SUBJECT
 //	bitmesh unban [--data DIR] SUBJECT
 //	bitmesh cert issue|revoke|show ...
+//	bitmesh log verify --log-key ID --origin ORIGIN RECEIPT
 //
 // Run "bitmesh COMMAND --help" for each command's flags.
 package main
@@ -42,6 +43,7 @@ var commands = []command{
 	{"ban", "ban a peer or device (persists across restarts)", runBan},
 	{"unban", "lift a ban", runUnban},
 	{"cert", "issue, revoke or show device certificates (permissioned meshes)", runCert},
+	{"log", "verify a message receipt offline", runLog},
 }
 
 func usage(w io.Writer) {
