@@ -905,3 +905,27 @@ func ExampleIssueCertificate() {
 	// identity: certificate expired: valid until 2027-01-01T00:00:00Z, now 2028-01-01T00:00:00Z
 	// true
 }
+
+func TestRevocationListRevokesDevice(t *testing.T) {
+	op, dev, other := certKey(t, 0x11), certKey(t, 0x12), certKey(t, 0x13)
+	var l identity.RevocationList
+	one, err := identity.IssueRevocation(op, identity.Revocation{Network: "n", Device: other.DeviceID(), Serial: 7, Time: time.Unix(1_800_000_000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := identity.IssueRevocation(op, identity.Revocation{Network: "n", Device: dev.DeviceID(), Time: time.Unix(1_800_000_000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []identity.Revocation{one, all} {
+		if err := l.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !l.RevokesDevice(dev.DeviceID()) {
+		t.Error("a serial-0 revocation does not revoke the device")
+	}
+	if l.RevokesDevice(other.DeviceID()) {
+		t.Error("a single-serial revocation revokes the whole device")
+	}
+}

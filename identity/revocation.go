@@ -158,6 +158,7 @@ func (r Revocation) Covers(c Certificate) bool {
 type RevocationList struct {
 	mu      sync.RWMutex                         // guards the fields below
 	subject map[revSubject]map[uint64]Revocation // by serial, 0 = all
+	whole   map[DeviceID]bool                    // devices with a serial-0 revocation
 	n       int                                  // revocations held
 }
 
@@ -191,7 +192,21 @@ func (l *RevocationList) Add(r Revocation) error {
 	}
 	m[r.Serial] = r
 	l.n++
+	if r.Serial == 0 {
+		if l.whole == nil {
+			l.whole = make(map[DeviceID]bool)
+		}
+		l.whole[r.Device] = true
+	}
 	return nil
+}
+
+// RevokesDevice reports whether a held revocation withdraws every
+// certificate of d (serial 0), so d can be refused before it shows one.
+func (l *RevocationList) RevokesDevice(d DeviceID) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.whole[d]
 }
 
 // Revoked reports whether a held revocation covers c.

@@ -201,6 +201,12 @@ func TestPermissionedMesh(t *testing.T) {
 		return nil
 	})
 	t.Logf("revocation applied mesh-wide and C disconnected %v after the announcement", time.Since(start))
+	// C's redials are refused at the handshake: B never holds a connection
+	// to it (without the gater B would, until AdmissionTimeout).
+	_ = c.Connect(ctx, bootstrapFrom(b)[0])
+	if b.Host().Network().Connectedness(c.PeerID()) == network.Connected {
+		t.Error("the revoked device got a connection to B again")
+	}
 	before := map[string]int{}
 	for name, got := range receivers {
 		before[name] = fromDevice(got(), c.DeviceID())

@@ -73,15 +73,20 @@ func (n *Node) penalise(s antispam.Subject, m antispam.Misbehaviour) {
 }
 
 // peerBanned reports whether p is banned as a peer or as the device its
-// key names (device and peer are one key).
+// key names (device and peer are one key), or, in a permissioned mesh, is a
+// device whose certificates are all revoked.
 func (n *Node) peerBanned(p peer.ID) bool {
 	now := n.clock()
 	if _, banned := n.def.ledger.Banned(now, antispam.PeerSubject(p)); banned {
 		return true
 	}
 	if d, err := identity.DeviceIDFromPeerID(p); err == nil {
-		_, banned := n.def.ledger.Banned(now, antispam.DeviceSubject(d))
-		return banned
+		if _, banned := n.def.ledger.Banned(now, antispam.DeviceSubject(d)); banned {
+			return true
+		}
+		// A device whose every certificate is revoked cannot be admitted:
+		// refuse it before it costs an admission exchange.
+		return n.adm != nil && n.adm.revoked.RevokesDevice(d)
 	}
 	return false
 }
