@@ -69,3 +69,17 @@ var (
 	// from its envelope to the checkpoint's root.
 	ErrInclusion = errors.New("anchor: inclusion proof invalid")
 )
+
+// Anchoring failures. Errors from anchorer.go, bitcoin.go and ots.go wrap
+// one of them.
+var (
+	// ErrUnknownAnchorKind is returned for an anchor proof of a kind this
+	// version does not know.
+	ErrUnknownAnchorKind = errors.New("anchor: unknown anchor kind")
+	// ErrAnchorInvalid is returned when an anchor proof does not parse or
+	// does not lead from its digest to a block.
+	ErrAnchorInvalid = errors.New("anchor: invalid anchor proof")
+	// ErrAnchorPending is returned for a proof that is submitted but not
+	// yet confirmed in a block.
+	ErrAnchorPending = errors.New("anchor: anchor proof pending confirmation")
+)
