@@ -161,7 +161,10 @@ func (n *Node) topicValidator(topic string) pubsub.ValidatorEx {
 			n.penalise(antispam.DeviceSubject(r.Envelope.Sender), antispam.SenderRateExceeded)
 			r.Verdict, r.Err = gossip.Ignore, fmt.Errorf("%w: sender %s", antispam.ErrRateLimited, r.Envelope.Sender)
 		default:
-			m.ValidatorData = r.Envelope
+			n.runHook(from, &r, m.GetData())
+			if r.Verdict == gossip.Accept {
+				m.ValidatorData = r.Envelope
+			}
 		}
 		n.observe(from, topic, r)
 		return pubsubResult(r.Verdict)

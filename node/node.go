@@ -12,6 +12,7 @@ import (
 	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/node/ext"
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -50,8 +51,12 @@ type Node struct {
 	topics     map[string]*pubsub.Topic
 	stopMDNS   func() error
 	admissionT *pubsub.Topic   // permissioned meshes only
+	extensions []ext.Extension // started, in start order
 	ctx        context.Context // lives until Close
 	cancel     context.CancelFunc
+
+	hooksMu sync.RWMutex // guards hooks; taken on every validation
+	hooks   map[string]ext.TopicHook
 
 	wg sync.WaitGroup // every goroutine the node starts
 
@@ -112,6 +117,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		def:       def,
 		adm:       adm,
 		topics:    make(map[string]*pubsub.Topic),
+		hooks:     make(map[string]ext.TopicHook),
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -199,6 +205,18 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	// Extensions join topics and register stream handlers through the
+	// node's own methods, which take n.mu. They start before any dial, so
+	// their protocols are there for the first peers.
+	n.mu.Unlock()
+	err = n.startExtensions()
+	n.mu.Lock()
+	switch {
+	case err != nil:
+		return err // started: Close releases everything
+	case n.closed:
+		return ErrClosed
+	}
 	n.dialAll(ctx, n.bootstrap)
 	if len(n.bootstrap) > 0 {
 		n.spawn(n.bootstrapLoop)
@@ -268,6 +286,9 @@ func (n *Node) Close() error {
 		n.mu.Unlock()
 		return nil
 	}
+	n.mu.Unlock()
+	errs := []error{n.closeExtensions()}
+	n.mu.Lock()
 	n.cancel()
 	for name, t := range n.topics {
 		_ = t.Close() // fails only while subscriptions are live; the pubsub shuts down with ctx
@@ -278,7 +299,6 @@ func (n *Node) Close() error {
 	n.spawnMu.Lock()
 	n.stopping = true // no goroutine starts after this, so wg.Wait is final
 	n.spawnMu.Unlock()
-	var errs []error
 	if stopMDNS != nil {
 		// Outside n.mu: mDNS may be inside HandlePeerFound, which takes it.
 		errs = append(errs, stopMDNS())

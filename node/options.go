@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/node/ext"
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -17,6 +18,8 @@ type options struct {
 	libp2p   []libp2p.Option
 	observer gossip.Observer
 	pubsub   []pubsub.Option
+
+	extensions []ext.Extension
 }
 
 // WithPubSubOptions appends options to those the node passes to

@@ -1,0 +1,275 @@
+package meshlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/bitmesh/bitmesh/anchor"
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/identity"
+)
+
+// checkpointLoop signs a checkpoint of each grown log every
+// CheckpointInterval, and sooner when a log grows by CheckpointEvery.
+func (m *MeshLog) checkpointLoop(ctx context.Context) {
+	t := time.NewTicker(m.cfg.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.kick:
+		}
+		for _, topic := range m.cfg.Topics {
+			if _, err := m.Checkpoint(ctx, topic); err != nil && !errors.Is(err, ErrClosed) && ctx.Err() == nil {
+				m.logger().Warn("checkpoint failed", "topic", topic, "err", err)
+			}
+		}
+	}
+}
+
+// Checkpoint signs a checkpoint of topic's log if it grew since the last
+// one, publishes it on Topic, and returns the newest signed checkpoint
+// (with the cosignatures gathered so far).
+func (m *MeshLog) Checkpoint(ctx context.Context, topic string) ([]byte, error) {
+	h, err := m.running()
+	if err != nil {
+		return nil, err
+	}
+	tl, ok := m.logs[topic]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
+	}
+	size := tl.log.Size()
+	tl.mu.Lock()
+	if n := len(tl.checkpoints); n > 0 && tl.checkpoints[n-1].c.Size >= size {
+		latest := tl.checkpoints[n-1].note
+		tl.mu.Unlock()
+		return latest, nil
+	}
+	tl.mu.Unlock()
+	if size == 0 {
+		return nil, fmt.Errorf("%w: log %q is empty", ErrNoCheckpoint, topic)
+	}
+	root, err := tl.log.RootAt(size)
+	if err != nil {
+		return nil, err
+	}
+	c := anchor.Checkpoint{Origin: tl.origin, Size: size, Root: root}
+	signed, err := anchor.SignCheckpoint(c, h.Key())
+	if err != nil {
+		return nil, err
+	}
+	tl.mu.Lock()
+	if n := len(tl.checkpoints); n > 0 && tl.checkpoints[n-1].c.Size >= size {
+		latest := tl.checkpoints[n-1].note // a concurrent call was first
+		tl.mu.Unlock()
+		return latest, nil
+	}
+	tl.checkpoints = append(tl.checkpoints, ownCheckpoint{c: c, note: signed})
+	if len(tl.checkpoints) > maxOwnCheckpoints {
+		tl.checkpoints = tl.checkpoints[1:]
+	}
+	tl.mu.Unlock()
+	payload, err := Message{Kind: KindCheckpoint, Note: signed}.Encode()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := h.Publish(ctx, Topic, payload); err != nil {
+		return signed, fmt.Errorf("meshlog: publishing checkpoint: %w", err)
+	}
+	return signed, nil
+}
+
+// addCosignature merges a witness's cosignature into the matching own
+// checkpoint. cosigned was verified by check: it carries this log's
+// signature and witness's cosignature over one of our checkpoints.
+func (m *MeshLog) addCosignature(tl *topicLog, c anchor.Checkpoint, cosigned []byte, witness identity.DeviceID) error {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for i := range tl.checkpoints {
+		own := &tl.checkpoints[i]
+		if own.c.Size != c.Size || own.c.Root != c.Root {
+			continue
+		}
+		for _, w := range own.cosigners {
+			if w == witness {
+				return nil
+			}
+		}
+		merged, err := mergeSignature(own.note, cosigned, anchor.WitnessName(witness))
+		if err != nil {
+			return err
+		}
+		own.note = merged
+		own.cosigners = append(own.cosigners, witness)
+		return nil
+	}
+	return nil // a checkpoint too old to keep, or one we never signed: check caught forgeries
+}
+
+// mergeSignature appends the signature line named name from other to
+// signed; both notes carry the same text.
+func mergeSignature(signed, other []byte, name string) ([]byte, error) {
+	open := func(b []byte) (*note.Note, error) {
+		_, err := note.Open(b, note.VerifierList())
+		var u *note.UnverifiedNoteError
+		if !errors.As(err, &u) {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		return u.Note, nil
+	}
+	mine, err := open(signed)
+	if err != nil {
+		return nil, err
+	}
+	theirs, err := open(other)
+	if err != nil {
+		return nil, err
+	}
+	if mine.Text != theirs.Text {
+		return nil, fmt.Errorf("%w: cosigned another checkpoint", ErrMalformed)
+	}
+	for _, s := range theirs.UnverifiedSigs {
+		if s.Name == name {
+			mine.UnverifiedSigs = append(mine.UnverifiedSigs, s)
+			out, err := note.Sign(mine)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+			}
+			if len(out) > anchor.MaxSignedCheckpointSize {
+				return signed, nil // full: keep the cosignatures we have
+			}
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no signature by %s", ErrMalformed, name)
+}
+
+// consistency answers a witness's request about one of our logs.
+func (m *MeshLog) consistency(req ConsistencyRequest) (ConsistencyResponse, error) {
+	if _, err := m.running(); err != nil {
+		return ConsistencyResponse{}, err
+	}
+	tl, ok := m.byOrigin[req.Origin]
+	if !ok {
+		return ConsistencyResponse{}, fmt.Errorf("%w: %q", ErrUnknownTopic, req.Origin)
+	}
+	root1, err := tl.log.RootAt(req.Size1)
+	if err != nil {
+		return ConsistencyResponse{}, err
+	}
+	hashes, err := tl.log.ConsistencyProof(req.Size1, req.Size2)
+	if err != nil {
+		return ConsistencyResponse{}, err
+	}
+	resp := ConsistencyResponse{Root1: root1, Proof: make([][32]byte, len(hashes))}
+	for i, h := range hashes {
+		copy(resp.Proof[i][:], h)
+	}
+	return resp, nil
+}
+
+// verifyConsistency checks resp proves the tree (size1, root1) a prefix of
+// (size2, root2).
+func verifyConsistency(size1, size2 uint64, root1, root2 [32]byte, p [][32]byte) error {
+	hashes := make([][]byte, len(p))
+	for i := range p {
+		hashes[i] = p[i][:]
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size1, size2, hashes, root1[:], root2[:]); err != nil {
+		return fmt.Errorf("%w: %v", ErrInconsistent, err)
+	}
+	return nil
+}
+
+// Receipt returns a self-contained receipt for the envelope id logged on
+// topic, against the newest checkpoint, which covers every earlier entry.
+func (m *MeshLog) Receipt(topic string, id gossip.ID) (anchor.Receipt, error) {
+	if _, err := m.running(); err != nil {
+		return anchor.Receipt{}, err
+	}
+	tl, ok := m.logs[topic]
+	if !ok {
+		return anchor.Receipt{}, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
+	}
+	tl.mu.Lock()
+	i, ok := tl.index[id]
+	var latest ownCheckpoint
+	if n := len(tl.checkpoints); n > 0 {
+		latest = tl.checkpoints[n-1]
+	}
+	tl.mu.Unlock()
+	if !ok {
+		return anchor.Receipt{}, fmt.Errorf("%w: %x on %q", ErrNotLogged, id, topic)
+	}
+	if latest.c.Size <= i {
+		return anchor.Receipt{}, fmt.Errorf("%w: entry %d, checkpoint size %d", ErrNoCheckpoint, i, latest.c.Size)
+	}
+	leaf, err := tl.log.Leaf(i)
+	if err != nil {
+		return anchor.Receipt{}, err
+	}
+	hashes, err := tl.log.InclusionProof(i, latest.c.Size)
+	if err != nil {
+		return anchor.Receipt{}, err
+	}
+	r := anchor.Receipt{Envelope: leaf, LeafIndex: i, Checkpoint: latest.note, Proof: make([][32]byte, len(hashes))}
+	for j, h := range hashes {
+		copy(r.Proof[j][:], h)
+	}
+	return r, nil
+}
+
+// LogInfo describes one of this node's logs.
+type LogInfo struct {
+	Topic      string              `json:"topic"`
+	Origin     string              `json:"origin"`
+	Size       uint64              `json:"size"`
+	Checkpoint uint64              `json:"checkpoint_size"` // size of the newest signed checkpoint
+	Cosigners  []identity.DeviceID `json:"cosigners"`       // witnesses of the newest checkpoint
+}
+
+// Logs describes this node's logs, in Config.Topics order.
+func (m *MeshLog) Logs() []LogInfo {
+	if _, err := m.running(); err != nil {
+		return nil
+	}
+	out := make([]LogInfo, 0, len(m.cfg.Topics))
+	for _, topic := range m.cfg.Topics {
+		tl := m.logs[topic]
+		info := LogInfo{Topic: topic, Origin: tl.origin, Size: tl.log.Size(), Cosigners: []identity.DeviceID{}}
+		tl.mu.Lock()
+		if n := len(tl.checkpoints); n > 0 {
+			info.Checkpoint = tl.checkpoints[n-1].c.Size
+			info.Cosigners = append(info.Cosigners, tl.checkpoints[n-1].cosigners...)
+		}
+		tl.mu.Unlock()
+		out = append(out, info)
+	}
+	return out
+}
+
+// InclusionProof returns the proof of entry index of topic's log in the
+// tree of the newest checkpoint, with that checkpoint.
+func (m *MeshLog) InclusionProof(topic string, index uint64) (anchor.Receipt, error) {
+	tl, ok := m.logs[topic]
+	if !ok {
+		return anchor.Receipt{}, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
+	}
+	if index >= tl.log.Size() {
+		return anchor.Receipt{}, fmt.Errorf("%w: entry %d of %d", ErrNotLogged, index, tl.log.Size())
+	}
+	leaf, err := tl.log.Leaf(index)
+	if err != nil {
+		return anchor.Receipt{}, err
+	}
+	return m.Receipt(topic, gossip.MessageID(leaf))
+}

@@ -1,0 +1,26 @@
+package meshlog
+
+import "errors"
+
+// Sentinels. Errors returned by this package wrap one of them.
+var (
+	// ErrUnknownTopic: the topic is not logged by this node.
+	ErrUnknownTopic = errors.New("meshlog: topic not logged")
+	// ErrNotLogged: no envelope with that ID is in the topic's log.
+	ErrNotLogged = errors.New("meshlog: envelope not in the log")
+	// ErrNoCheckpoint: no signed checkpoint covers the leaf yet; call
+	// Checkpoint or wait for the next one.
+	ErrNoCheckpoint = errors.New("meshlog: no checkpoint covers the entry yet")
+	// ErrMalformed: a log-topic message or stream frame does not parse.
+	ErrMalformed = errors.New("meshlog: malformed message")
+	// ErrWrongLog: a message names a log that is not its sender's, or of
+	// another network.
+	ErrWrongLog = errors.New("meshlog: message for another log")
+	// ErrInconsistent: a log's new checkpoint is not consistent with one
+	// seen before.
+	ErrInconsistent = errors.New("meshlog: inconsistent checkpoints")
+	// ErrClosed: the extension was used after Close or before Start.
+	ErrClosed = errors.New("meshlog: not running")
+	// ErrRemote: a peer answered a stream request with an error.
+	ErrRemote = errors.New("meshlog: peer refused the request")
+)

@@ -1,0 +1,284 @@
+package meshlog
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bitmesh/bitmesh/anchor"
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/node/ext"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Config configures the log extension.
+type Config struct {
+	// Topics are the mesh topics this node logs: every envelope it accepts
+	// on them is appended to that topic's log.
+	Topics []string
+	// Store keeps the logs. Nil: DataDir/anchor.db (bbolt), or memory
+	// without a data directory. A Store given here is not closed by Close.
+	Store anchor.Store
+	// CheckpointEvery signs and publishes a checkpoint once a log has grown
+	// by this many entries. Smaller makes receipts available sooner, at one
+	// signature and one gossip message per checkpoint.
+	CheckpointEvery uint64
+	// CheckpointInterval signs and publishes a checkpoint of every log that
+	// grew since the last one, this often. It bounds how long an entry
+	// waits for a receipt on a quiet topic.
+	CheckpointInterval time.Duration
+	// Witness makes the node cosign other logs' checkpoints once it has
+	// checked them consistent with the last one it saw. Every node checks
+	// checkpoints and reports equivocation whether it witnesses or not.
+	Witness bool
+}
+
+// DefaultConfig logs nothing until Topics is set; checkpoints every 256
+// entries or 10 s; witnessing on.
+func DefaultConfig() Config {
+	return Config{CheckpointEvery: 256, CheckpointInterval: 10 * time.Second, Witness: true}
+}
+
+// Validate reports the first bad field.
+func (c Config) Validate() error {
+	for _, t := range c.Topics {
+		if err := gossip.ValidTopic(t); err != nil {
+			return fmt.Errorf("meshlog: topic %q: %w", t, err)
+		}
+		if strings.Contains(t, "+") || t == Topic {
+			return fmt.Errorf("meshlog: topic %q cannot be logged (no '+', not %s)", t, Topic)
+		}
+	}
+	if c.CheckpointEvery == 0 || c.CheckpointInterval <= 0 {
+		return errors.New("meshlog: CheckpointEvery and CheckpointInterval must be positive")
+	}
+	return nil
+}
+
+// Origin is the log identity of topic kept by device on network: the
+// checkpoint origin line and the log's note key name.
+func Origin(network string, device identity.DeviceID, topic string) string {
+	return network + "/" + device.String() + "/" + topic
+}
+
+// ParseOrigin splits an origin made by Origin.
+func ParseOrigin(origin string) (network string, device identity.DeviceID, topic string, err error) {
+	parts := strings.SplitN(origin, "/", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[2] == "" {
+		return "", identity.DeviceID{}, "", fmt.Errorf("%w: origin %q is not network/device/topic", ErrWrongLog, origin)
+	}
+	if device, err = identity.ParseDeviceID(parts[1]); err != nil {
+		return "", identity.DeviceID{}, "", fmt.Errorf("%w: origin %q: %v", ErrWrongLog, origin, err)
+	}
+	return parts[0], device, parts[2], nil
+}
+
+// MeshLog is the node extension that keeps per-topic logs, publishes
+// signed checkpoints, witnesses other logs and reports equivocation. Its
+// methods are safe for concurrent access.
+type MeshLog struct {
+	cfg Config
+
+	mu       sync.Mutex // guards the fields below
+	h        ext.Host   // nil until Start
+	store    anchor.Store
+	ownStore bool
+	logs     map[string]*topicLog // by topic
+	byOrigin map[string]*topicLog
+	seen     map[string]*followed // other logs' checkpoints, by origin
+	kick     chan struct{}        // a log reached CheckpointEvery
+	closed   bool
+}
+
+// topicLog is one of this node's own logs.
+type topicLog struct {
+	topic, origin string
+	log           *anchor.Log
+
+	mu    sync.Mutex // guards the fields below
+	index map[gossip.ID]uint64
+	// checkpoints this node signed, newest last, with the cosignatures
+	// merged into them; bounded by maxOwnCheckpoints.
+	checkpoints []ownCheckpoint
+}
+
+type ownCheckpoint struct {
+	c         anchor.Checkpoint
+	note      []byte
+	cosigners []identity.DeviceID
+}
+
+const (
+	maxOwnCheckpoints = 64 // recent own checkpoints kept for late cosignatures
+	maxSeenSizes      = 64 // recent sizes per followed log, for equivocation
+	maxFollowedLogs   = 4096
+)
+
+var _ ext.Extension = (*MeshLog)(nil)
+
+// New returns the extension; pass it to node.WithExtension.
+func New(cfg Config) (*MeshLog, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &MeshLog{cfg: cfg, kick: make(chan struct{}, 1)}, nil
+}
+
+// Name implements ext.Extension.
+func (m *MeshLog) Name() string { return "meshlog" }
+
+// Start opens the logs, rebuilds their ID indexes, registers the stream
+// protocol and watches the logged topics and Topic.
+func (m *MeshLog) Start(h ext.Host) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.h != nil || m.closed {
+		return errors.New("meshlog: started twice")
+	}
+	m.store = m.cfg.Store
+	if m.store == nil {
+		if dir := h.DataDir(); dir != "" {
+			s, err := anchor.OpenBoltStore(filepath.Join(dir, "anchor.db"))
+			if err != nil {
+				return err
+			}
+			m.store = s
+		} else {
+			m.store = anchor.NewMemoryStore()
+		}
+		m.ownStore = true
+	}
+	m.h = h
+	m.logs = make(map[string]*topicLog)
+	m.byOrigin = make(map[string]*topicLog)
+	m.seen = make(map[string]*followed)
+	for _, topic := range m.cfg.Topics {
+		origin := Origin(h.NetworkName(), h.Key().DeviceID(), topic)
+		l, err := anchor.OpenLog(m.store, "topic/"+topic)
+		if err != nil {
+			return m.abortStart(err)
+		}
+		tl := &topicLog{topic: topic, origin: origin, log: l, index: make(map[gossip.ID]uint64)}
+		m.logs[topic], m.byOrigin[origin] = tl, tl
+		if err := tl.rebuildIndex(); err != nil {
+			return m.abortStart(err)
+		}
+	}
+	h.Libp2p().SetStreamHandler(ProtocolID, m.handleStream)
+	for topic, tl := range m.logs {
+		if err := h.Watch(topic, ext.TopicHook{Accepted: m.appender(tl)}); err != nil {
+			return m.abortStart(err)
+		}
+	}
+	if err := h.Watch(Topic, ext.TopicHook{Check: m.check, Accepted: m.accepted}); err != nil {
+		return m.abortStart(err)
+	}
+	if len(m.logs) > 0 {
+		h.Go(m.checkpointLoop)
+	}
+	return nil
+}
+
+// abortStart releases what Start opened. Callers hold m.mu.
+func (m *MeshLog) abortStart(err error) error {
+	m.closeLocked()
+	return err
+}
+
+// Close stops the extension and closes the logs (and the store it opened).
+func (m *MeshLog) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closeLocked()
+}
+
+func (m *MeshLog) closeLocked() error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	if m.h != nil && m.h.Libp2p() != nil {
+		m.h.Libp2p().RemoveStreamHandler(ProtocolID)
+	}
+	for _, tl := range m.logs {
+		errs = append(errs, tl.log.Close())
+	}
+	if m.ownStore && m.store != nil {
+		errs = append(errs, m.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// running returns the host, or ErrClosed.
+func (m *MeshLog) running() (ext.Host, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.h == nil || m.closed {
+		return nil, ErrClosed
+	}
+	return m.h, nil
+}
+
+// rebuildIndex maps every logged envelope's ID to its leaf index, reading
+// the log once at start. An entry whose ID repeats keeps its first index.
+func (tl *topicLog) rebuildIndex() error {
+	size := tl.log.Size()
+	for i := uint64(0); i < size; i++ {
+		leaf, err := tl.log.Leaf(i)
+		if err != nil {
+			return err
+		}
+		id := gossip.MessageID(leaf)
+		if _, dup := tl.index[id]; !dup {
+			tl.index[id] = i
+		}
+	}
+	return nil
+}
+
+// appender returns the Accepted hook of a logged topic: each accepted
+// envelope is appended durably before subscribers see it.
+func (m *MeshLog) appender(tl *topicLog) func(peer.ID, *gossip.Envelope, []byte) {
+	return func(_ peer.ID, _ *gossip.Envelope, raw []byte) {
+		id := gossip.MessageID(raw)
+		tl.mu.Lock()
+		_, dup := tl.index[id]
+		tl.mu.Unlock()
+		if dup {
+			return // the same envelope with another valid signature
+		}
+		i, err := tl.log.AppendOne(raw)
+		if err != nil {
+			m.logger().Error("log append failed", "topic", tl.topic, "err", err)
+			return
+		}
+		tl.mu.Lock()
+		if _, dup := tl.index[id]; !dup {
+			tl.index[id] = i
+		}
+		last := uint64(0)
+		if n := len(tl.checkpoints); n > 0 {
+			last = tl.checkpoints[n-1].c.Size
+		}
+		tl.mu.Unlock()
+		if i+1-last >= m.cfg.CheckpointEvery {
+			select {
+			case m.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (m *MeshLog) logger() *slog.Logger {
+	if h, err := m.running(); err == nil {
+		return h.Logger()
+	}
+	return slog.Default()
+}

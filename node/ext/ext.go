@@ -1,0 +1,129 @@
+// Package ext is the contract between a bitmesh node and its extensions:
+// features such as Merkle-anchored logs, payments or an MQTT bridge that
+// plug into node.Node (node.WithExtension) without the node growing a
+// branch per feature.
+//
+// An extension gets a Host when the node starts. Through it, it registers
+// libp2p stream protocols, publishes signed envelopes, watches topics
+// (checking envelopes beyond the node's own pipeline and seeing every
+// accepted one), scores misbehaving peers and devices, and starts goroutines
+// that the node's Close waits for.
+//
+// The package imports no bitmesh package above gossip and antispam, so
+// that extensions in lower layers (anchor) can implement it without
+// importing node.
+package ext
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/bitmesh/bitmesh/antispam"
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/identity"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Extension is a feature that runs inside a node.
+type Extension interface {
+	// Name identifies the extension in logs and errors.
+	Name() string
+	// Start is called once, after the node's GossipSub is up and before it
+	// dials its bootstrap peers. The extension registers its stream
+	// handlers and topic hooks here. An error fails node.Start.
+	Start(h Host) error
+	// Close is called once, before the node stops its host. It must stop
+	// what Start began; goroutines started with Host.Go are waited for by
+	// the node afterwards.
+	Close() error
+}
+
+// Host is what a node offers its extensions. Its methods are safe for
+// concurrent access.
+type Host interface {
+	// Libp2p is the node's host, for stream protocols.
+	Libp2p() host.Host
+	// Key is the node's device key.
+	Key() *identity.PrivateKey
+	// NetworkName is the mesh's name (node.Config.Network).
+	NetworkName() string
+	// Now is the node's clock (virtual in a simulation).
+	Now() time.Time
+	// Logger is the node's logger.
+	Logger() *slog.Logger
+	// DataDir is the node's data directory; empty means keep nothing on
+	// disk.
+	DataDir() string
+	// Publish signs payload into an envelope on topic and gossips it.
+	Publish(ctx context.Context, topic string, payload []byte) (gossip.ID, error)
+	// Penalise records misbehaviour against a peer or device in the node's
+	// ledger; enough of it bans the subject.
+	Penalise(s antispam.Subject, m antispam.Misbehaviour)
+	// Go runs f in a goroutine that the node's Close waits for; ctx ends
+	// when the node closes. It does nothing once the node is closing.
+	Go(f func(ctx context.Context))
+	// Watch joins topic and calls hook for its envelopes. One hook per
+	// topic; a second Watch of the same topic fails.
+	Watch(topic string, hook TopicHook) error
+}
+
+// TopicHook lets an extension take part in validating a topic and see
+// every envelope accepted on it. Both functions are called from GossipSub's
+// validation goroutines, concurrently, and must not block for long: the
+// mesh waits on them.
+type TopicHook struct {
+	// Check, if set, runs after the node's own pipeline has accepted the
+	// envelope (signature, freshness, work, bans, rate). Return nil to
+	// accept; an error wrapping ErrIgnore to drop it without blame; any
+	// other error to reject it, which penalises the forwarding peer. Wrap
+	// the error in a *RejectError to name the misbehaviour (Malformed by
+	// default). The node's own publishes are checked too, so a bug in the
+	// hook cannot make the node gossip what its peers would reject.
+	Check func(from peer.ID, env *gossip.Envelope) error
+	// Accepted, if set, is called once for each envelope the node accepts
+	// on the topic, its own publishes included, before subscribers see it.
+	// raw is the envelope's canonical encoding; neither may be modified.
+	Accepted func(from peer.ID, env *gossip.Envelope, raw []byte)
+}
+
+// ErrIgnore, wrapped in an error from TopicHook.Check, drops an envelope
+// without penalising the peer that forwarded it: it may not know better
+// (it has not seen a ban or revocation yet, say).
+var ErrIgnore = errors.New("ext: ignore")
+
+// RejectError names the misbehaviour a rejected envelope is scored as.
+type RejectError struct {
+	Misbehaviour antispam.Misbehaviour
+	Err          error
+}
+
+func (e *RejectError) Error() string {
+	return fmt.Sprintf("%v: %v", e.Misbehaviour, e.Err)
+}
+
+func (e *RejectError) Unwrap() error { return e.Err }
+
+// Reject returns a *RejectError for m wrapping err.
+func Reject(m antispam.Misbehaviour, err error) error {
+	return &RejectError{Misbehaviour: m, Err: err}
+}
+
+// CheckVerdict maps a TopicHook.Check error to a verdict and, for a
+// rejection, the misbehaviour to score.
+func CheckVerdict(err error) (gossip.Verdict, antispam.Misbehaviour) {
+	var re *RejectError
+	switch {
+	case err == nil:
+		return gossip.Accept, 0
+	case errors.Is(err, ErrIgnore):
+		return gossip.Ignore, 0
+	case errors.As(err, &re):
+		return gossip.Reject, re.Misbehaviour
+	default:
+		return gossip.Reject, antispam.Malformed
+	}
+}

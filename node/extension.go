@@ -1,0 +1,137 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/bitmesh/bitmesh/antispam"
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/node/ext"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// WithExtension runs e inside the node: Start starts it once GossipSub is
+// up, Close closes it first. Extensions start in the order given.
+func WithExtension(e ext.Extension) Option {
+	return func(o *options) error {
+		if e == nil {
+			return errors.New("node: WithExtension: nil extension")
+		}
+		o.extensions = append(o.extensions, e)
+		return nil
+	}
+}
+
+// extHost is the ext.Host a node hands its extensions.
+type extHost struct{ n *Node }
+
+var _ ext.Host = extHost{}
+
+func (x extHost) Libp2p() host.Host                                    { return x.n.Host() }
+func (x extHost) Key() *identity.PrivateKey                            { return x.n.key }
+func (x extHost) NetworkName() string                                  { return x.n.cfg.Network }
+func (x extHost) Now() time.Time                                       { return x.n.clock() }
+func (x extHost) Logger() *slog.Logger                                 { return x.n.log }
+func (x extHost) DataDir() string                                      { return x.n.cfg.DataDir }
+func (x extHost) Go(f func(ctx context.Context))                       { x.n.goIfRunning(f) }
+func (x extHost) Penalise(s antispam.Subject, m antispam.Misbehaviour) { x.n.penalise(s, m) }
+
+func (x extHost) Publish(ctx context.Context, topic string, payload []byte) (gossip.ID, error) {
+	return x.n.Publish(ctx, topic, payload)
+}
+
+// Watch joins topic, subscribes so that GossipSub delivers its envelopes
+// to this node, and routes them through hook. The subscription only keeps
+// the topic's messages flowing: hook.Accepted is called from the validator,
+// so a slow reader cannot make it miss any.
+func (x extHost) Watch(topic string, hook ext.TopicHook) error {
+	n := x.n
+	n.hooksMu.Lock()
+	if _, dup := n.hooks[topic]; dup {
+		n.hooksMu.Unlock()
+		return fmt.Errorf("node: topic %q is already watched", topic)
+	}
+	n.hooks[topic] = hook
+	n.hooksMu.Unlock()
+	sub, err := n.Subscribe(topic)
+	if err != nil {
+		n.hooksMu.Lock()
+		delete(n.hooks, topic)
+		n.hooksMu.Unlock()
+		return err
+	}
+	n.goIfRunning(func(ctx context.Context) {
+		defer sub.Cancel()
+		for {
+			if _, err := sub.Next(ctx); err != nil {
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// topicHook returns the extension hook watching topic, if any.
+func (n *Node) topicHook(topic string) (ext.TopicHook, bool) {
+	n.hooksMu.RLock()
+	defer n.hooksMu.RUnlock()
+	h, ok := n.hooks[topic]
+	return h, ok
+}
+
+// runHook gives an envelope the node accepted to the topic's extension
+// hook, which may turn the verdict into Ignore or Reject.
+func (n *Node) runHook(from peer.ID, r *gossip.Result, raw []byte) {
+	h, ok := n.topicHook(r.Envelope.Topic)
+	if !ok {
+		return
+	}
+	if h.Check != nil {
+		err := h.Check(from, r.Envelope)
+		v, mis := ext.CheckVerdict(err)
+		if v != gossip.Accept {
+			r.Verdict, r.Err = v, err
+			if v == gossip.Reject && from != n.self {
+				n.penalise(antispam.PeerSubject(from), mis)
+			}
+			return
+		}
+	}
+	if h.Accepted != nil {
+		h.Accepted(from, r.Envelope, raw)
+	}
+}
+
+// startExtensions starts the configured extensions in order. Called
+// without n.mu, once the node is started.
+func (n *Node) startExtensions() error {
+	for _, e := range n.opts.extensions {
+		if err := e.Start(extHost{n}); err != nil {
+			return fmt.Errorf("node: extension %s: %w", e.Name(), err)
+		}
+		n.mu.Lock()
+		n.extensions = append(n.extensions, e)
+		n.mu.Unlock()
+	}
+	return nil
+}
+
+// closeExtensions closes the started extensions in reverse order. Called
+// without n.mu: an extension's Close may call back into the node.
+func (n *Node) closeExtensions() error {
+	n.mu.Lock()
+	started := n.extensions
+	n.mu.Unlock()
+	var errs []error
+	for i := len(started) - 1; i >= 0; i-- {
+		if err := started[i].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("node: extension %s: %w", started[i].Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
