@@ -12,23 +12,33 @@ import (
 	"github.com/bitmesh/bitmesh/identity"
 )
 
-// runLog dispatches `bitmesh log …`. Only verify exists so far: the node
-// does not keep logs yet.
-func runLog(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// runLog dispatches `bitmesh log …`.
+func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
-		fmt.Fprintln(stderr, "Usage: bitmesh log verify [flags] RECEIPT\n\n"+
-			"  verify  check a message receipt offline: the device's signature, the log's\n"+
-			"          signed checkpoint, witness cosignatures and the inclusion proof")
+		fmt.Fprintln(stderr, "Usage: bitmesh log SUBCOMMAND [flags]\n\n"+
+			"  show        list the running node's logs: size, newest checkpoint, its witnesses\n"+
+			"  checkpoint  sign (if the log grew) and print a log's newest checkpoint\n"+
+			"  receipt     write the receipt of a logged message (by envelope ID)\n"+
+			"  proof       write the receipt of a log entry (by index)\n"+
+			"  verify      check a message receipt offline: the device's signature, the log's\n"+
+			"              signed checkpoint, witness cosignatures and the inclusion proof")
 		if len(args) == 0 {
 			return errUsage
 		}
 		return nil
 	}
-	if args[0] != "verify" {
-		fmt.Fprintf(stderr, "bitmesh log: unknown subcommand %q (want verify)\n", args[0])
-		return errUsage
+	switch args[0] {
+	case "verify":
+		return runLogVerify(args[1:], stdout, stderr)
+	case "show":
+		return runLogShow(ctx, args[1:], stdout, stderr)
+	case "checkpoint":
+		return runLogCheckpoint(ctx, args[1:], stdout, stderr)
+	case "receipt", "proof":
+		return runLogReceipt(ctx, args[0], args[1:], stdout, stderr)
 	}
-	return runLogVerify(args[1:], stdout, stderr)
+	fmt.Fprintf(stderr, "bitmesh log: unknown subcommand %q (want show, checkpoint, receipt, proof or verify)\n", args[0])
+	return errUsage
 }
 
 // verifiedReceipt is what `bitmesh log verify --json` prints.

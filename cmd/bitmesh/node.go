@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bitmesh/bitmesh/anchor/meshlog"
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/bitmesh/bitmesh/node/control"
 )
@@ -40,6 +41,12 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(&operators, "operator", "trusted operator device ID (repeatable): makes the mesh permissioned; the device's certificate is read from DATA/"+node.CertificateFileName)
 	noNAT := fs.Bool("no-nat", false, "do not ask the gateway (UPnP / NAT-PMP) to map the listen ports")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	var logTopics stringList
+	fs.Var(&logTopics, "log-topic", "keep a Merkle log of this topic's messages, with signed checkpoints (repeatable)")
+	logDefaults := meshlog.DefaultConfig()
+	noWitness := fs.Bool("no-witness", false, "do not cosign other nodes' log checkpoints (they are still checked)")
+	ckEvery := fs.Uint64("checkpoint-every", logDefaults.CheckpointEvery, "sign a log checkpoint after this many new entries")
+	ckInterval := fs.Duration("checkpoint-interval", logDefaults.CheckpointInterval, "sign a checkpoint of every grown log this often")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -65,7 +72,13 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(listen) > 0 {
 		cfg.ListenAddrs = listen
 	}
-	n, err := node.New(cfg)
+	lc := logDefaults
+	lc.Topics, lc.Witness, lc.CheckpointEvery, lc.CheckpointInterval = logTopics, !*noWitness, *ckEvery, *ckInterval
+	logs, err := meshlog.New(lc)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(cfg, node.WithExtension(logs))
 	if err != nil {
 		return err
 	}
@@ -82,7 +95,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("control API: %w", err)
 	}
-	srv := &http.Server{Handler: control.Handler(n, token), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: control.Handler(n, token, control.WithLogs(logs)), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if err := control.WriteEndpoint(d.dir, control.Endpoint{Addr: ln.Addr().String(), Token: token}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/bitmesh/bitmesh/anchor/meshlog"
 	"github.com/bitmesh/bitmesh/node"
 )
 
@@ -18,8 +19,11 @@ import (
 const maxRequestBody = 2 << 20
 
 // Handler returns the control API for n, demanding token.
-func Handler(n *node.Node, token string) http.Handler {
+func Handler(n *node.Node, token string, opts ...Option) http.Handler {
 	s := &server{n: n, token: []byte("Bearer " + token)}
+	for _, o := range opts {
+		o(s)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/info", s.info)
 	mux.HandleFunc("POST /v1/publish", s.publish)
@@ -28,12 +32,14 @@ func Handler(n *node.Node, token string) http.Handler {
 	mux.HandleFunc("POST /v1/ban", s.ban)
 	mux.HandleFunc("POST /v1/unban", s.unban)
 	mux.HandleFunc("POST /v1/announce", s.announce)
+	s.routeLogs(mux)
 	return s.auth(mux)
 }
 
 type server struct {
 	n     *node.Node
 	token []byte
+	logs  *meshlog.MeshLog // nil: the node keeps no logs
 }
 
 func (s *server) auth(next http.Handler) http.Handler {
