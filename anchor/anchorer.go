@@ -77,6 +77,8 @@ func VerifyAnchor(p AnchorProof) (AnchorAttestation, error) {
 		return AnchorAttestation{}, fmt.Errorf("%w: proof of %d bytes exceeds %d", ErrAnchorInvalid, len(p.Proof), MaxAnchorProofSize)
 	}
 	switch p.Kind {
+	case KindBitcoinOpReturn:
+		return verifyBitcoinAnchor(p)
 	default:
 		return AnchorAttestation{}, fmt.Errorf("%w: %q", ErrUnknownAnchorKind, p.Kind)
 	}
