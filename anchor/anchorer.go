@@ -79,6 +79,8 @@ func VerifyAnchor(p AnchorProof) (AnchorAttestation, error) {
 	switch p.Kind {
 	case KindBitcoinOpReturn:
 		return verifyBitcoinAnchor(p)
+	case KindOpenTimestamps:
+		return verifyOTSAnchor(p)
 	default:
 		return AnchorAttestation{}, fmt.Errorf("%w: %q", ErrUnknownAnchorKind, p.Kind)
 	}

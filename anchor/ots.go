@@ -1,0 +1,521 @@
+package anchor
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+
+	"golang.org/x/crypto/ripemd160" //nolint:staticcheck // OpenTimestamps op 0x03 needs RIPEMD-160
+	"golang.org/x/crypto/sha3"
+)
+
+// The OpenTimestamps detached-timestamp (.ots) file format, as the
+// reference implementation (python-opentimestamps) writes it: a magic
+// header, version 1, the file hash op (SHA-256 here), the file digest, and
+// the timestamp tree (PROTOCOL.md §18.5).
+var otsMagic = []byte("\x00OpenTimestamps\x00\x00Proof\x00\xbf\x89\xe2\xe8\x84\xe8\x92\x94")
+
+const (
+	otsVersion = 1
+
+	otsAttestationTag = 0x00
+	otsFork           = 0xff
+
+	// Ops, by tag.
+	OTSOpSHA1      = 0x02
+	OTSOpRIPEMD160 = 0x03
+	OTSOpSHA256    = 0x08
+	OTSOpKeccak256 = 0x67
+	OTSOpAppend    = 0xf0
+	OTSOpPrepend   = 0xf1
+	OTSOpReverse   = 0xf2
+	OTSOpHexlify   = 0xf3
+
+	otsMaxMsg         = 4096 // the reference's MAX_MSG_LENGTH and MAX_RESULT_LENGTH
+	otsMaxPayload     = 8192 // an attestation's payload
+	otsMaxURI         = 1000
+	otsMaxDepth       = 256 // the reference's recursion limit
+	MaxOTSFileSize    = MaxAnchorProofSize
+	otsURIAllowedChar = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._/:"
+)
+
+// Attestation tags.
+var (
+	OTSPendingTag = [8]byte{0x83, 0xdf, 0xe3, 0x0d, 0x2e, 0xf9, 0x0c, 0x8e}
+	OTSBitcoinTag = [8]byte{0x05, 0x88, 0x96, 0x0d, 0x73, 0xd7, 0x19, 0x01}
+)
+
+// OTSOp is one commitment operation: a tag and, for append and prepend,
+// its argument.
+type OTSOp struct {
+	Tag byte
+	Arg []byte
+}
+
+// OTSAttestation is a leaf of the tree: a tag and its payload (a calendar
+// URI for pending, a block height for Bitcoin; others are kept as is).
+type OTSAttestation struct {
+	Tag     [8]byte
+	Payload []byte
+}
+
+// OTSTimestamp is a node of the commitment tree: attestations of its
+// message, and operations leading to further nodes.
+type OTSTimestamp struct {
+	Attestations []OTSAttestation
+	Ops          []OTSBranch
+}
+
+// OTSBranch is an operation and the timestamp of its result.
+type OTSBranch struct {
+	Op    OTSOp
+	Stamp *OTSTimestamp
+}
+
+// OTSFile is a detached timestamp of a SHA-256 file digest.
+type OTSFile struct {
+	Digest    [32]byte
+	Timestamp *OTSTimestamp
+}
+
+// PendingAttestation returns an attestation that uri has the commitment.
+func PendingAttestation(uri string) OTSAttestation {
+	return OTSAttestation{Tag: OTSPendingTag, Payload: appendVarBytes(nil, []byte(uri))}
+}
+
+// BitcoinAttestation returns an attestation that the message is the Merkle
+// root of the Bitcoin block at height.
+func BitcoinAttestation(height uint64) OTSAttestation {
+	return OTSAttestation{Tag: OTSBitcoinTag, Payload: appendVarUint(nil, height)}
+}
+
+func otsInvalid(format string, a ...any) error {
+	return fmt.Errorf("%w: ots: %s", ErrAnchorInvalid, fmt.Sprintf(format, a...))
+}
+
+// Apply runs the op on msg, with the reference's length limits.
+func (o OTSOp) Apply(msg []byte) ([]byte, error) {
+	if len(msg) > otsMaxMsg || (o.Tag == OTSOpHexlify && len(msg) > otsMaxMsg/2) {
+		return nil, otsInvalid("message of %d bytes too long for op %#x", len(msg), o.Tag)
+	}
+	var r []byte
+	switch o.Tag {
+	case OTSOpAppend:
+		r = append(append([]byte(nil), msg...), o.Arg...)
+	case OTSOpPrepend:
+		r = append(append([]byte(nil), o.Arg...), msg...)
+	case OTSOpSHA256:
+		h := sha256.Sum256(msg)
+		r = h[:]
+	case OTSOpSHA1:
+		h := sha1.Sum(msg)
+		r = h[:]
+	case OTSOpRIPEMD160:
+		h := ripemd160.New()
+		h.Write(msg)
+		r = h.Sum(nil)
+	case OTSOpKeccak256:
+		h := sha3.NewLegacyKeccak256()
+		h.Write(msg)
+		r = h.Sum(nil)
+	case OTSOpReverse:
+		if len(msg) == 0 {
+			return nil, otsInvalid("reverse of an empty message")
+		}
+		r = slices.Clone(msg)
+		slices.Reverse(r)
+	case OTSOpHexlify:
+		if len(msg) == 0 {
+			return nil, otsInvalid("hexlify of an empty message")
+		}
+		r = []byte(hex.EncodeToString(msg))
+	default:
+		return nil, otsInvalid("unknown op %#x", o.Tag)
+	}
+	if len(r) > otsMaxMsg {
+		return nil, otsInvalid("result of %d bytes", len(r))
+	}
+	return r, nil
+}
+
+func binaryOp(tag byte) bool { return tag == OTSOpAppend || tag == OTSOpPrepend }
+
+func knownOp(tag byte) bool {
+	switch tag {
+	case OTSOpSHA1, OTSOpRIPEMD160, OTSOpSHA256, OTSOpKeccak256, OTSOpAppend, OTSOpPrepend, OTSOpReverse, OTSOpHexlify:
+		return true
+	}
+	return false
+}
+
+// lessOp orders ops as the reference does: by tag, then argument.
+func lessOp(a, b OTSOp) int {
+	if a.Tag != b.Tag {
+		return int(a.Tag) - int(b.Tag)
+	}
+	return bytes.Compare(a.Arg, b.Arg)
+}
+
+// compareAttestations orders attestations as the reference does: by tag;
+// pending by URI, Bitcoin by height, others by payload.
+func compareAttestations(a, b OTSAttestation) int {
+	if c := bytes.Compare(a.Tag[:], b.Tag[:]); c != 0 {
+		return c
+	}
+	switch a.Tag {
+	case OTSPendingTag:
+		ua, _ := a.pendingURI()
+		ub, _ := b.pendingURI()
+		return bytes.Compare([]byte(ua), []byte(ub))
+	case OTSBitcoinTag:
+		ha, _ := a.bitcoinHeight()
+		hb, _ := b.bitcoinHeight()
+		switch {
+		case ha < hb:
+			return -1
+		case ha > hb:
+			return 1
+		}
+		return 0
+	}
+	return bytes.Compare(a.Payload, b.Payload)
+}
+
+func (a OTSAttestation) pendingURI() (string, error) {
+	r := otsReader{b: a.Payload}
+	uri, err := r.varBytes(otsMaxURI)
+	if err != nil || len(r.b) != 0 {
+		return "", otsInvalid("pending attestation payload")
+	}
+	for _, c := range uri {
+		if bytes.IndexByte([]byte(otsURIAllowedChar), c) < 0 {
+			return "", otsInvalid("pending URI has character %q", c)
+		}
+	}
+	return string(uri), nil
+}
+
+func (a OTSAttestation) bitcoinHeight() (uint64, error) {
+	r := otsReader{b: a.Payload}
+	h, err := r.varUint()
+	if err != nil || len(r.b) != 0 {
+		return 0, otsInvalid("bitcoin attestation payload")
+	}
+	return h, nil
+}
+
+// Merge adds other's attestations and ops into t, as the reference's
+// Timestamp.merge does, keeping t canonical (sorted, no duplicates).
+func (t *OTSTimestamp) Merge(other *OTSTimestamp) {
+	for _, a := range other.Attestations {
+		if !slices.ContainsFunc(t.Attestations, func(b OTSAttestation) bool { return compareAttestations(a, b) == 0 }) {
+			t.Attestations = append(t.Attestations, a)
+		}
+	}
+	slices.SortFunc(t.Attestations, compareAttestations)
+	for _, br := range other.Ops {
+		i := slices.IndexFunc(t.Ops, func(b OTSBranch) bool { return lessOp(b.Op, br.Op) == 0 })
+		if i >= 0 {
+			t.Ops[i].Stamp.Merge(br.Stamp)
+			continue
+		}
+		t.Ops = append(t.Ops, OTSBranch{Op: br.Op, Stamp: &OTSTimestamp{}})
+		t.Ops[len(t.Ops)-1].Stamp.Merge(br.Stamp)
+	}
+	slices.SortFunc(t.Ops, func(a, b OTSBranch) int { return lessOp(a.Op, b.Op) })
+}
+
+// appendTimestamp serializes t as the reference does: every attestation
+// but the last after a fork marker, then the ops in order, all but the
+// last after fork markers.
+func appendTimestamp(b []byte, t *OTSTimestamp) ([]byte, error) {
+	if len(t.Attestations) == 0 && len(t.Ops) == 0 {
+		return nil, otsInvalid("empty timestamp")
+	}
+	atts := slices.Clone(t.Attestations)
+	slices.SortFunc(atts, compareAttestations)
+	ops := slices.Clone(t.Ops)
+	slices.SortFunc(ops, func(a, b OTSBranch) int { return lessOp(a.Op, b.Op) })
+	for i, a := range atts {
+		if i < len(atts)-1 || len(ops) > 0 {
+			b = append(b, otsFork)
+		}
+		b = append(b, otsAttestationTag)
+		b = append(b, a.Tag[:]...)
+		b = appendVarBytes(b, a.Payload)
+	}
+	for i, br := range ops {
+		if i < len(ops)-1 {
+			b = append(b, otsFork)
+		}
+		b = append(b, br.Op.Tag)
+		if binaryOp(br.Op.Tag) {
+			b = appendVarBytes(b, br.Op.Arg)
+		}
+		var err error
+		if b, err = appendTimestamp(b, br.Stamp); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// MarshalTimestamp serializes a timestamp tree alone, as calendars send it.
+func MarshalTimestamp(t *OTSTimestamp) ([]byte, error) { return appendTimestamp(nil, t) }
+
+// Marshal returns the .ots file bytes.
+func (f OTSFile) Marshal() ([]byte, error) {
+	b := slices.Clone(otsMagic)
+	b = appendVarUint(b, otsVersion)
+	b = append(b, OTSOpSHA256)
+	b = append(b, f.Digest[:]...)
+	return appendTimestamp(b, f.Timestamp)
+}
+
+// ParseOTSFile parses a .ots file whose file hash op is SHA-256.
+func ParseOTSFile(b []byte) (OTSFile, error) {
+	if len(b) > MaxOTSFileSize {
+		return OTSFile{}, otsInvalid("file of %d bytes", len(b))
+	}
+	if !bytes.HasPrefix(b, otsMagic) {
+		return OTSFile{}, otsInvalid("not an OpenTimestamps proof file")
+	}
+	r := otsReader{b: b[len(otsMagic):]}
+	v, err := r.varUint()
+	if err != nil || v != otsVersion {
+		return OTSFile{}, otsInvalid("version %d", v)
+	}
+	op, err := r.byte()
+	if err != nil || op != OTSOpSHA256 {
+		return OTSFile{}, otsInvalid("file hash op %#x, want SHA-256", op)
+	}
+	var f OTSFile
+	d, err := r.bytes(32)
+	if err != nil {
+		return OTSFile{}, err
+	}
+	copy(f.Digest[:], d)
+	if f.Timestamp, err = r.timestamp(otsMaxDepth); err != nil {
+		return OTSFile{}, err
+	}
+	if len(r.b) != 0 {
+		return OTSFile{}, otsInvalid("%d trailing bytes", len(r.b))
+	}
+	return f, nil
+}
+
+// ParseTimestamp parses a bare timestamp tree (a calendar's answer).
+func ParseTimestamp(b []byte) (*OTSTimestamp, error) {
+	r := otsReader{b: b}
+	t, err := r.timestamp(otsMaxDepth)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.b) != 0 {
+		return nil, otsInvalid("%d trailing bytes", len(r.b))
+	}
+	return t, nil
+}
+
+type otsReader struct{ b []byte }
+
+func (r *otsReader) byte() (byte, error) {
+	if len(r.b) == 0 {
+		return 0, otsInvalid("truncated")
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c, nil
+}
+
+func (r *otsReader) bytes(n int) ([]byte, error) {
+	if n > len(r.b) {
+		return nil, otsInvalid("truncated: want %d bytes, have %d", n, len(r.b))
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out, nil
+}
+
+// varUint reads LEB128, at most 9 bytes (63 bits).
+func (r *otsReader) varUint() (uint64, error) {
+	var v uint64
+	for i := 0; i < 9; i++ {
+		c, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		v |= uint64(c&0x7f) << (7 * i)
+		if c&0x80 == 0 {
+			return v, nil
+		}
+	}
+	return 0, otsInvalid("varuint too long")
+}
+
+func (r *otsReader) varBytes(max int) ([]byte, error) {
+	n, err := r.varUint()
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(max) {
+		return nil, otsInvalid("%d bytes exceed %d", n, max)
+	}
+	return r.bytes(int(n))
+}
+
+func (r *otsReader) timestamp(depth int) (*OTSTimestamp, error) {
+	if depth == 0 {
+		return nil, otsInvalid("tree deeper than %d", otsMaxDepth)
+	}
+	t := &OTSTimestamp{}
+	add := func(tag byte) error {
+		if tag == otsAttestationTag {
+			tb, err := r.bytes(8)
+			if err != nil {
+				return err
+			}
+			p, err := r.varBytes(otsMaxPayload)
+			if err != nil {
+				return err
+			}
+			a := OTSAttestation{Payload: slices.Clone(p)}
+			copy(a.Tag[:], tb)
+			switch a.Tag {
+			case OTSPendingTag:
+				_, err = a.pendingURI()
+			case OTSBitcoinTag:
+				_, err = a.bitcoinHeight()
+			}
+			if err != nil {
+				return err
+			}
+			t.Attestations = append(t.Attestations, a)
+			return nil
+		}
+		if !knownOp(tag) {
+			return otsInvalid("unknown op %#x", tag)
+		}
+		op := OTSOp{Tag: tag}
+		if binaryOp(tag) {
+			arg, err := r.varBytes(otsMaxMsg)
+			if err != nil {
+				return err
+			}
+			if len(arg) == 0 {
+				return otsInvalid("empty argument to op %#x", tag)
+			}
+			op.Arg = slices.Clone(arg)
+		}
+		sub, err := r.timestamp(depth - 1)
+		if err != nil {
+			return err
+		}
+		t.Ops = append(t.Ops, OTSBranch{Op: op, Stamp: sub})
+		return nil
+	}
+	tag, err := r.byte()
+	if err != nil {
+		return nil, err
+	}
+	for tag == otsFork {
+		next, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		if err := add(next); err != nil {
+			return nil, err
+		}
+		if tag, err = r.byte(); err != nil {
+			return nil, err
+		}
+	}
+	if err := add(tag); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func appendVarUint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func appendVarBytes(b, p []byte) []byte { return append(appendVarUint(b, uint64(len(p))), p...) }
+
+// OTSLeaf is an attestation with the message it attests.
+type OTSLeaf struct {
+	Msg         []byte
+	Attestation OTSAttestation
+}
+
+// Leaves evaluates the tree from msg and returns every attestation with
+// its message.
+func (t *OTSTimestamp) Leaves(msg []byte) ([]OTSLeaf, error) {
+	var out []OTSLeaf
+	var walk func(t *OTSTimestamp, msg []byte) error
+	walk = func(t *OTSTimestamp, msg []byte) error {
+		for _, a := range t.Attestations {
+			out = append(out, OTSLeaf{Msg: msg, Attestation: a})
+		}
+		for _, br := range t.Ops {
+			r, err := br.Op.Apply(msg)
+			if err != nil {
+				return err
+			}
+			if err := walk(br.Stamp, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return out, walk(t, msg)
+}
+
+// verifyOTSAnchor checks a KindOpenTimestamps proof offline: the file
+// timestamps p.Digest, and (if complete) its lowest Bitcoin attestation
+// names the height and the Merkle root the block must have.
+func verifyOTSAnchor(p AnchorProof) (AnchorAttestation, error) {
+	f, err := ParseOTSFile(p.Proof)
+	if err != nil {
+		return AnchorAttestation{}, err
+	}
+	if f.Digest != p.Digest {
+		return AnchorAttestation{}, otsInvalid("file digest %x, want %x", f.Digest, p.Digest)
+	}
+	leaves, err := f.Timestamp.Leaves(f.Digest[:])
+	if err != nil {
+		return AnchorAttestation{}, err
+	}
+	best := AnchorAttestation{BlockHeight: -1}
+	var pending []string
+	for _, l := range leaves {
+		switch l.Attestation.Tag {
+		case OTSBitcoinTag:
+			h, err := l.Attestation.bitcoinHeight()
+			if err != nil {
+				return AnchorAttestation{}, err
+			}
+			if len(l.Msg) != 32 {
+				return AnchorAttestation{}, otsInvalid("bitcoin attestation of a %d-byte message", len(l.Msg))
+			}
+			if best.BlockHeight < 0 || int64(h) < best.BlockHeight {
+				best = AnchorAttestation{Kind: KindOpenTimestamps, Digest: p.Digest, BlockHeight: int64(h)}
+				copy(best.MerkleRoot[:], l.Msg)
+			}
+		case OTSPendingTag:
+			uri, _ := l.Attestation.pendingURI()
+			pending = append(pending, uri)
+		}
+	}
+	if best.BlockHeight < 0 {
+		return AnchorAttestation{}, fmt.Errorf("%w: waiting on calendars %v", ErrAnchorPending, pending)
+	}
+	return best, nil
+}

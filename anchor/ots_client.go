@@ -1,0 +1,202 @@
+package anchor
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// OTSConfig configures an OTSAnchorer.
+type OTSConfig struct {
+	// Calendars are the calendar servers' base URLs. Upgrade asks only
+	// these, never a URL read from a proof, as the reference client does.
+	Calendars []string
+	// MinResponses is how many calendars must accept a digest for Anchor
+	// to succeed. More calendars, less trust in each.
+	MinResponses int
+	// HTTPClient makes the calls; nil means a client without a timeout of
+	// its own (every call is bounded by its context).
+	HTTPClient *http.Client
+	// Rand supplies the nonce hiding the digest from calendars; nil means
+	// crypto/rand.
+	Rand io.Reader
+}
+
+// OTSAnchorer timestamps checkpoints with OpenTimestamps calendars and
+// writes standard .ots proofs. Safe for concurrent access.
+type OTSAnchorer struct{ cfg OTSConfig }
+
+var _ Anchorer = (*OTSAnchorer)(nil)
+
+const (
+	otsAccept = "application/vnd.opentimestamps.v1"
+	// maxCalendarResponse bounds what a calendar may send back.
+	maxCalendarResponse = 10 << 10
+)
+
+// NewOTSAnchorer checks cfg.
+func NewOTSAnchorer(cfg OTSConfig) (*OTSAnchorer, error) {
+	if len(cfg.Calendars) == 0 {
+		return nil, errors.New("anchor: OTSConfig needs at least one calendar")
+	}
+	for i, c := range cfg.Calendars {
+		if !strings.HasPrefix(c, "https://") && !strings.HasPrefix(c, "http://") {
+			return nil, fmt.Errorf("anchor: calendar %q is not an http(s) URL", c)
+		}
+		cfg.Calendars[i] = strings.TrimRight(c, "/")
+	}
+	if cfg.MinResponses <= 0 {
+		cfg.MinResponses = 1
+	}
+	if cfg.MinResponses > len(cfg.Calendars) {
+		return nil, fmt.Errorf("anchor: MinResponses %d exceeds %d calendars", cfg.MinResponses, len(cfg.Calendars))
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	return &OTSAnchorer{cfg: cfg}, nil
+}
+
+// Kind implements Anchorer.
+func (o *OTSAnchorer) Kind() string { return KindOpenTimestamps }
+
+// Anchor submits sha256(digest ‖ 16-byte nonce) to every calendar, as the
+// reference client does, and returns a pending proof: the .ots file with
+// the calendars' answers merged.
+func (o *OTSAnchorer) Anchor(ctx context.Context, c Checkpoint) (AnchorProof, error) {
+	digest := AnchorDigest(c)
+	nonce := make([]byte, 16)
+	if _, err := io.ReadFull(o.cfg.Rand, nonce); err != nil {
+		return AnchorProof{}, err
+	}
+	commitment := sha256.Sum256(append(digest[:], nonce...))
+	tip := &OTSTimestamp{}
+	var errs []error
+	ok := 0
+	for _, cal := range o.cfg.Calendars {
+		b, err := o.do(ctx, http.MethodPost, cal+"/digest", commitment[:])
+		if err == nil {
+			var t *OTSTimestamp
+			if t, err = ParseTimestamp(b); err == nil {
+				tip.Merge(t)
+				ok++
+				continue
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", cal, err))
+	}
+	if ok < o.cfg.MinResponses {
+		return AnchorProof{}, fmt.Errorf("anchor: %d of %d calendars answered, want %d: %w", ok, len(o.cfg.Calendars), o.cfg.MinResponses, errors.Join(errs...))
+	}
+	f := OTSFile{Digest: digest, Timestamp: &OTSTimestamp{Ops: []OTSBranch{{
+		Op: OTSOp{Tag: OTSOpAppend, Arg: nonce},
+		Stamp: &OTSTimestamp{Ops: []OTSBranch{{
+			Op:    OTSOp{Tag: OTSOpSHA256},
+			Stamp: tip,
+		}}},
+	}}}}
+	b, err := f.Marshal()
+	if err != nil {
+		return AnchorProof{}, err
+	}
+	return AnchorProof{Kind: KindOpenTimestamps, Digest: digest, Pending: true, Proof: b}, nil
+}
+
+// Upgrade asks the configured calendars for the Bitcoin path of each
+// pending commitment and merges what they return. The proof stays Pending
+// (with an error wrapping ErrAnchorPending) until a Bitcoin attestation is
+// in it.
+func (o *OTSAnchorer) Upgrade(ctx context.Context, p AnchorProof) (AnchorProof, error) {
+	f, err := ParseOTSFile(p.Proof)
+	if err != nil {
+		return p, err
+	}
+	var errs []error
+	var walk func(t *OTSTimestamp, msg []byte) error
+	walk = func(t *OTSTimestamp, msg []byte) error {
+		for _, a := range slices.Clone(t.Attestations) {
+			if a.Tag != OTSPendingTag {
+				continue
+			}
+			uri, err := a.pendingURI()
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(o.cfg.Calendars, strings.TrimRight(uri, "/")) {
+				continue // not a calendar we trust to talk to
+			}
+			b, err := o.do(ctx, http.MethodGet, strings.TrimRight(uri, "/")+"/timestamp/"+hex.EncodeToString(msg), nil)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			up, err := ParseTimestamp(b)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			t.Merge(up)
+		}
+		for _, br := range t.Ops {
+			r, err := br.Op.Apply(msg)
+			if err != nil {
+				return err
+			}
+			if err := walk(br.Stamp, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(f.Timestamp, f.Digest[:]); err != nil {
+		return p, err
+	}
+	b, err := f.Marshal()
+	if err != nil {
+		return p, err
+	}
+	up := AnchorProof{Kind: KindOpenTimestamps, Digest: p.Digest, Proof: b}
+	if _, err := VerifyAnchor(up); err != nil {
+		up.Pending = true
+		return up, fmt.Errorf("%w (calendar errors: %v)", err, errors.Join(errs...))
+	}
+	return up, nil
+}
+
+func (o *OTSAnchorer) do(ctx context.Context, method, url string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", otsAccept)
+	req.Header.Set("User-Agent", "bitmesh")
+	resp, err := o.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxCalendarResponse+1))
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, fmt.Errorf("%w: %s: %s", ErrAnchorPending, url, bytes.TrimSpace(b[:min(len(b), 200)]))
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("anchor: calendar %s: %s", url, resp.Status)
+	case len(b) > maxCalendarResponse:
+		return nil, fmt.Errorf("anchor: calendar %s: answer over %d bytes", url, maxCalendarResponse)
+	}
+	return b, nil
+}
