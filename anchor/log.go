@@ -195,6 +195,17 @@ func (l *Log) Root() ([32]byte, error) {
 	return l.root, nil
 }
 
+// RangeHashes returns the hashes of the compact range covering the first
+// size leaves (at most 64, left to right): with them a follower appends
+// later leaves and recomputes roots without holding the earlier ones
+// (transparency-dev/merkle/compact.Range).
+func (l *Log) RangeHashes(size uint64) ([][]byte, error) {
+	if err := l.checkSize(size); err != nil {
+		return nil, err
+	}
+	return l.nodes(compact.RangeNodes(0, size, nil))
+}
+
 // RootAt returns the root hash of the tree of the first size leaves, read
 // from the stored nodes of its compact range (O(log size) reads).
 func (l *Log) RootAt(size uint64) ([32]byte, error) {

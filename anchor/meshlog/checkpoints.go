@@ -153,28 +153,77 @@ func mergeSignature(signed, other []byte, name string) ([]byte, error) {
 	return nil, fmt.Errorf("%w: no signature by %s", ErrMalformed, name)
 }
 
-// consistency answers a witness's request about one of our logs.
-func (m *MeshLog) consistency(req ConsistencyRequest) (ConsistencyResponse, error) {
-	if _, err := m.running(); err != nil {
-		return ConsistencyResponse{}, err
-	}
-	tl, ok := m.byOrigin[req.Origin]
-	if !ok {
-		return ConsistencyResponse{}, fmt.Errorf("%w: %q", ErrUnknownTopic, req.Origin)
-	}
-	root1, err := tl.log.RootAt(req.Size1)
+// consistency answers a ReqConsistency (root at A and the proof from A to
+// B) or a ReqRange (the compact range hashes of the first A leaves) about
+// one of our logs.
+func (m *MeshLog) consistency(req Request) (ConsistencyResponse, error) {
+	tl, err := m.ownLog(req.Origin)
 	if err != nil {
 		return ConsistencyResponse{}, err
 	}
-	hashes, err := tl.log.ConsistencyProof(req.Size1, req.Size2)
+	var hashes [][]byte
+	var resp ConsistencyResponse
+	if req.Kind == ReqRange {
+		hashes, err = tl.log.RangeHashes(req.A)
+	} else {
+		if resp.Root1, err = tl.log.RootAt(req.A); err != nil {
+			return ConsistencyResponse{}, err
+		}
+		hashes, err = tl.log.ConsistencyProof(req.A, req.B)
+	}
 	if err != nil {
 		return ConsistencyResponse{}, err
 	}
-	resp := ConsistencyResponse{Root1: root1, Proof: make([][32]byte, len(hashes))}
+	resp.Proof = make([][32]byte, len(hashes))
 	for i, h := range hashes {
 		copy(resp.Proof[i][:], h)
 	}
 	return resp, nil
+}
+
+// blobs answers a ReqEntries (envelopes [A, A+B)) or a ReqLatest (the
+// newest signed checkpoint, cosignatures merged) about one of our logs.
+func (m *MeshLog) blobs(req Request) ([][]byte, error) {
+	tl, err := m.ownLog(req.Origin)
+	if err != nil {
+		return nil, err
+	}
+	if req.Kind == ReqLatest {
+		tl.mu.Lock()
+		defer tl.mu.Unlock()
+		if n := len(tl.checkpoints); n > 0 {
+			return [][]byte{tl.checkpoints[n-1].note}, nil
+		}
+		return nil, fmt.Errorf("%w: no checkpoint of %q yet", ErrNoCheckpoint, req.Origin)
+	}
+	if req.B == 0 || req.B > MaxEntriesPerRequest {
+		return nil, fmt.Errorf("%w: %d entries asked, 1..%d allowed", ErrMalformed, req.B, MaxEntriesPerRequest)
+	}
+	size := tl.log.Size()
+	if req.A >= size || req.B > size-req.A {
+		return nil, fmt.Errorf("%w: entries [%d, +%d) of %d", ErrNotLogged, req.A, req.B, size)
+	}
+	out := make([][]byte, 0, req.B)
+	for i := req.A; i < req.A+req.B; i++ {
+		leaf, err := tl.log.Leaf(i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, leaf)
+	}
+	return out, nil
+}
+
+// ownLog returns the log of ours with that origin.
+func (m *MeshLog) ownLog(origin string) (*topicLog, error) {
+	if _, err := m.running(); err != nil {
+		return nil, err
+	}
+	tl, ok := m.byOrigin[origin]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, origin)
+	}
+	return tl, nil
 }
 
 // verifyConsistency checks resp proves the tree (size1, root1) a prefix of

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/bitmesh/bitmesh/anchor"
@@ -28,6 +29,9 @@ type followed struct {
 	order    []uint64          // sizes in arrival order, to bound the map
 	checking bool              // a consistency check is under way
 	banned   bool              // equivocation seen: ignore it from now on
+
+	syncedSize uint64         // entries of the log this node has synced
+	syncRange  *compact.Range // their compact range; nil before the first sync
 }
 
 // peekOrigin reads the origin of a signed checkpoint without verifying it,
@@ -204,7 +208,7 @@ func (m *MeshLog) checkNewer(ctx context.Context, h ext.Host, f *followed, old a
 		if err != nil {
 			return err
 		}
-		resp, err := fetchConsistency(ctx, h.Libp2p(), p, ConsistencyRequest{Origin: c.Origin, Size1: old.Size, Size2: c.Size})
+		resp, err := fetchConsistency(ctx, h.Libp2p(), p, Request{Origin: c.Origin, A: old.Size, B: c.Size})
 		if err != nil {
 			return err
 		}
@@ -225,6 +229,9 @@ func (m *MeshLog) checkNewer(ctx context.Context, h ext.Host, f *followed, old a
 		f.latest, f.note = c, signed
 	}
 	f.mu.Unlock()
+	if err := m.syncFrom(ctx, h, f, c); err != nil && ctx.Err() == nil {
+		h.Logger().Info("history sync failed", "origin", c.Origin, "err", err)
+	}
 	if !m.cfg.Witness {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node/ext"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -32,6 +33,15 @@ type Config struct {
 	// grew since the last one, this often. It bounds how long an entry
 	// waits for a receipt on a quiet topic.
 	CheckpointInterval time.Duration
+	// SyncWindow bounds history sync: a node fetches at most this many of
+	// another log's most recent entries when it first meets the log or
+	// has fallen further behind. Larger recovers longer outages at the
+	// cost of memory and bandwidth during a sync.
+	SyncWindow uint64
+	// Recovered, if set, is called with each envelope that history sync
+	// appended to this node's log: one the node missed while offline. It
+	// must not block for long.
+	Recovered func(topic string, env *gossip.Envelope)
 	// Witness makes the node cosign other logs' checkpoints once it has
 	// checked them consistent with the last one it saw. Every node checks
 	// checkpoints and reports equivocation whether it witnesses or not.
@@ -41,7 +51,7 @@ type Config struct {
 // DefaultConfig logs nothing until Topics is set; checkpoints every 256
 // entries or 10 s; witnessing on.
 func DefaultConfig() Config {
-	return Config{CheckpointEvery: 256, CheckpointInterval: 10 * time.Second, Witness: true}
+	return Config{CheckpointEvery: 256, CheckpointInterval: 10 * time.Second, SyncWindow: 4096, Witness: true}
 }
 
 // Validate reports the first bad field.
@@ -54,8 +64,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("meshlog: topic %q cannot be logged (no '+', not %s)", t, Topic)
 		}
 	}
-	if c.CheckpointEvery == 0 || c.CheckpointInterval <= 0 {
-		return errors.New("meshlog: CheckpointEvery and CheckpointInterval must be positive")
+	if c.CheckpointEvery == 0 || c.CheckpointInterval <= 0 || c.SyncWindow == 0 {
+		return errors.New("meshlog: CheckpointEvery, CheckpointInterval and SyncWindow must be positive")
 	}
 	return nil
 }
@@ -92,6 +102,7 @@ type MeshLog struct {
 	byOrigin map[string]*topicLog
 	seen     map[string]*followed // other logs' checkpoints, by origin
 	kick     chan struct{}        // a log reached CheckpointEvery
+	notifee  network.Notifiee     // set by Start when the node logs topics
 	closed   bool
 }
 
@@ -170,6 +181,10 @@ func (m *MeshLog) Start(h ext.Host) error {
 		}
 	}
 	h.Libp2p().SetStreamHandler(ProtocolID, m.handleStream)
+	if len(m.logs) > 0 {
+		m.notifee = connNotifee{m}
+		h.Libp2p().Network().Notify(m.notifee)
+	}
 	for topic, tl := range m.logs {
 		if err := h.Watch(topic, ext.TopicHook{Accepted: m.appender(tl)}); err != nil {
 			return m.abortStart(err)
@@ -205,6 +220,9 @@ func (m *MeshLog) closeLocked() error {
 	var errs []error
 	if m.h != nil && m.h.Libp2p() != nil {
 		m.h.Libp2p().RemoveStreamHandler(ProtocolID)
+		if m.notifee != nil {
+			m.h.Libp2p().Network().StopNotify(m.notifee)
+		}
 	}
 	for _, tl := range m.logs {
 		errs = append(errs, tl.log.Close())

@@ -18,60 +18,76 @@ import (
 // consistency proofs (PROTOCOL.md §18.3).
 const ProtocolID protocol.ID = "/bitmesh/log/1.0.0"
 
+// Request kinds (PROTOCOL.md §18.3).
 const (
-	reqConsistency = 1
+	ReqConsistency = 1 // A = size1, B = size2
+	ReqEntries     = 2 // A = start, B = count (at most MaxEntriesPerRequest)
+	ReqRange       = 3 // A = size
+	ReqLatest      = 4 // A, B unused (zero)
 
 	statusOK    = 0
 	statusError = 1
 
 	maxProofHashes = 64 // any tree of up to 2^64 leaves
+	// MaxEntriesPerRequest bounds one entries answer: 256 envelopes of at
+	// most 64 KiB each is 16 MiB in the worst case.
+	MaxEntriesPerRequest = 256
+	maxEntriesResponse   = MaxEntriesPerRequest * (4 + 64<<10)
 	// streamTimeout bounds one request and its answer.
 	streamTimeout = 10 * time.Second
 )
 
-// ConsistencyRequest asks a log for the root of its first Size1 leaves and
-// the RFC 9162 consistency proof from that tree to the tree of Size2.
-type ConsistencyRequest struct {
-	Origin       string
-	Size1, Size2 uint64
+// Request asks a log's device about its log: which of the Req kinds, the
+// log's origin and two numbers whose meaning depends on the kind.
+type Request struct {
+	Kind   byte
+	Origin string
+	A, B   uint64
 }
 
-// ConsistencyResponse answers a ConsistencyRequest.
+// ConsistencyResponse answers a ReqConsistency (and, Proof empty, a
+// ReqRange: Proof then holds the range hashes).
 type ConsistencyResponse struct {
 	Root1 [32]byte
 	Proof [][32]byte
 }
 
-// Encode: kind byte 1, origin length byte, origin, Size1 and Size2 as
-// big-endian 64-bit integers.
-func (r ConsistencyRequest) Encode() ([]byte, error) {
+const requestMax = 2 + 255 + 16
+
+// Encode: kind byte, origin length byte, origin, A and B as big-endian
+// 64-bit integers.
+func (r Request) Encode() ([]byte, error) {
 	if r.Origin == "" || len(r.Origin) > 255 {
 		return nil, fmt.Errorf("%w: origin of %d bytes", ErrMalformed, len(r.Origin))
 	}
-	b := []byte{reqConsistency, byte(len(r.Origin))}
+	if r.Kind < ReqConsistency || r.Kind > ReqLatest {
+		return nil, fmt.Errorf("%w: request kind %d", ErrMalformed, r.Kind)
+	}
+	b := []byte{r.Kind, byte(len(r.Origin))}
 	b = append(b, r.Origin...)
-	b = binary.BigEndian.AppendUint64(b, r.Size1)
-	return binary.BigEndian.AppendUint64(b, r.Size2), nil
+	b = binary.BigEndian.AppendUint64(b, r.A)
+	return binary.BigEndian.AppendUint64(b, r.B), nil
 }
 
-// ReadConsistencyRequest reads one request, at most 2+255+16 bytes.
-func ReadConsistencyRequest(r io.Reader) (ConsistencyRequest, error) {
+// ReadRequest reads one request, at most 2+255+16 bytes.
+func ReadRequest(r io.Reader) (Request, error) {
 	var hdr [2]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return ConsistencyRequest{}, fmt.Errorf("%w: request header: %v", ErrMalformed, err)
+		return Request{}, fmt.Errorf("%w: request header: %v", ErrMalformed, err)
 	}
-	if hdr[0] != reqConsistency || hdr[1] == 0 {
-		return ConsistencyRequest{}, fmt.Errorf("%w: request kind %d, origin length %d", ErrMalformed, hdr[0], hdr[1])
+	if hdr[0] < ReqConsistency || hdr[0] > ReqLatest || hdr[1] == 0 {
+		return Request{}, fmt.Errorf("%w: request kind %d, origin length %d", ErrMalformed, hdr[0], hdr[1])
 	}
 	body := make([]byte, int(hdr[1])+16)
 	if _, err := io.ReadFull(r, body); err != nil {
-		return ConsistencyRequest{}, fmt.Errorf("%w: request body: %v", ErrMalformed, err)
+		return Request{}, fmt.Errorf("%w: request body: %v", ErrMalformed, err)
 	}
 	n := len(body) - 16
-	return ConsistencyRequest{
+	return Request{
+		Kind:   hdr[0],
 		Origin: string(body[:n]),
-		Size1:  binary.BigEndian.Uint64(body[n:]),
-		Size2:  binary.BigEndian.Uint64(body[n+8:]),
+		A:      binary.BigEndian.Uint64(body[n:]),
+		B:      binary.BigEndian.Uint64(body[n+8:]),
 	}, nil
 }
 
@@ -99,27 +115,35 @@ func writeResponse(w io.Writer, resp ConsistencyResponse, failure error) error {
 	return err
 }
 
-// ReadConsistencyResponse reads one answer; a refusal is an error wrapping
-// ErrRemote.
-func ReadConsistencyResponse(r io.Reader) (ConsistencyResponse, error) {
+// readStatus reads an answer's status byte; a refusal is an error
+// wrapping ErrRemote.
+func readStatus(r io.Reader) error {
 	var status [1]byte
 	if _, err := io.ReadFull(r, status[:]); err != nil {
-		return ConsistencyResponse{}, fmt.Errorf("%w: response status: %v", ErrMalformed, err)
+		return fmt.Errorf("%w: response status: %v", ErrMalformed, err)
 	}
 	switch status[0] {
 	case statusOK:
+		return nil
 	case statusError:
 		var n [1]byte
 		if _, err := io.ReadFull(r, n[:]); err != nil {
-			return ConsistencyResponse{}, fmt.Errorf("%w: error length: %v", ErrMalformed, err)
+			return fmt.Errorf("%w: error length: %v", ErrMalformed, err)
 		}
 		msg := make([]byte, n[0])
 		if _, err := io.ReadFull(r, msg); err != nil {
-			return ConsistencyResponse{}, fmt.Errorf("%w: error text: %v", ErrMalformed, err)
+			return fmt.Errorf("%w: error text: %v", ErrMalformed, err)
 		}
-		return ConsistencyResponse{}, fmt.Errorf("%w: %q", ErrRemote, msg)
+		return fmt.Errorf("%w: %q", ErrRemote, msg)
 	default:
-		return ConsistencyResponse{}, fmt.Errorf("%w: status %d", ErrMalformed, status[0])
+		return fmt.Errorf("%w: status %d", ErrMalformed, status[0])
+	}
+}
+
+// ReadConsistencyResponse reads the answer to a ReqConsistency or ReqRange.
+func ReadConsistencyResponse(r io.Reader) (ConsistencyResponse, error) {
+	if err := readStatus(r); err != nil {
+		return ConsistencyResponse{}, err
 	}
 	var resp ConsistencyResponse
 	var count [1]byte
@@ -141,30 +165,88 @@ func ReadConsistencyResponse(r io.Reader) (ConsistencyResponse, error) {
 	return resp, nil
 }
 
-// handleStream answers one consistency request from a log this node keeps.
+// writeBlobs writes status OK, a 16-bit count, and each blob with a
+// 32-bit length: the answer to ReqEntries (envelopes) and ReqLatest (one
+// signed note).
+func writeBlobs(w io.Writer, blobs [][]byte) error {
+	b := binary.BigEndian.AppendUint16([]byte{statusOK}, uint16(len(blobs)))
+	for _, x := range blobs {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(x)))
+		b = append(b, x...)
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// ReadBlobs reads an answer written by writeBlobs: at most max blobs of at
+// most maxSize bytes each.
+func ReadBlobs(r io.Reader, max int, maxSize uint32) ([][]byte, error) {
+	if err := readStatus(r); err != nil {
+		return nil, err
+	}
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:2]); err != nil {
+		return nil, fmt.Errorf("%w: count: %v", ErrMalformed, err)
+	}
+	n := int(binary.BigEndian.Uint16(hdr[:2]))
+	if n > max {
+		return nil, fmt.Errorf("%w: %d items, at most %d", ErrMalformed, n, max)
+	}
+	out := make([][]byte, 0, n)
+	for i := range n {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return nil, fmt.Errorf("%w: item %d length: %v", ErrMalformed, i, err)
+		}
+		size := binary.BigEndian.Uint32(hdr[:])
+		if size > maxSize {
+			return nil, fmt.Errorf("%w: item %d of %d bytes", ErrMalformed, i, size)
+		}
+		x := make([]byte, size)
+		if _, err := io.ReadFull(r, x); err != nil {
+			return nil, fmt.Errorf("%w: item %d: %v", ErrMalformed, i, err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+// handleStream answers one request about a log this node keeps.
 func (m *MeshLog) handleStream(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(streamTimeout))
-	req, err := ReadConsistencyRequest(bufio.NewReader(io.LimitReader(s, 2+255+16)))
+	req, err := ReadRequest(bufio.NewReader(io.LimitReader(s, requestMax)))
 	if err != nil {
 		_ = s.Reset()
 		return
 	}
-	resp, err := m.consistency(req)
-	_ = writeResponse(s, resp, err)
+	w := bufio.NewWriter(s)
+	defer w.Flush()
+	switch req.Kind {
+	case ReqConsistency, ReqRange:
+		resp, err := m.consistency(req)
+		_ = writeResponse(w, resp, err)
+	case ReqEntries, ReqLatest:
+		blobs, err := m.blobs(req)
+		if err != nil {
+			_ = writeResponse(w, ConsistencyResponse{}, err)
+			return
+		}
+		_ = writeBlobs(w, blobs)
+	}
 }
 
-// fetchConsistency asks peer p for a consistency proof of origin's log.
-func fetchConsistency(ctx context.Context, h host.Host, p peer.ID, req ConsistencyRequest) (ConsistencyResponse, error) {
+// ask sends req to peer p and reads the answer with read.
+func ask[T any](ctx context.Context, h host.Host, p peer.ID, req Request, limit int64, read func(io.Reader) (T, error)) (T, error) {
+	var zero T
 	ctx, cancel := context.WithTimeout(ctx, streamTimeout)
 	defer cancel()
 	b, err := req.Encode()
 	if err != nil {
-		return ConsistencyResponse{}, err
+		return zero, err
 	}
 	s, err := h.NewStream(ctx, p, ProtocolID)
 	if err != nil {
-		return ConsistencyResponse{}, err
+		return zero, err
 	}
 	defer s.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -172,8 +254,14 @@ func fetchConsistency(ctx context.Context, h host.Host, p peer.ID, req Consisten
 	}
 	if _, err := s.Write(b); err != nil {
 		_ = s.Reset()
-		return ConsistencyResponse{}, err
+		return zero, err
 	}
 	_ = s.CloseWrite()
-	return ReadConsistencyResponse(bufio.NewReader(io.LimitReader(s, 1+32+1+maxProofHashes*32)))
+	return read(bufio.NewReader(io.LimitReader(s, limit)))
+}
+
+// fetchConsistency asks peer p for a consistency proof of origin's log.
+func fetchConsistency(ctx context.Context, h host.Host, p peer.ID, req Request) (ConsistencyResponse, error) {
+	req.Kind = ReqConsistency
+	return ask(ctx, h, p, req, 1+32+1+maxProofHashes*32, ReadConsistencyResponse)
 }

@@ -55,12 +55,12 @@ func TestDecodeMessageRejects(t *testing.T) {
 }
 
 func TestConsistencyFramesRoundTrip(t *testing.T) {
-	req := ConsistencyRequest{Origin: "bitmesh/x/topic", Size1: 3, Size2: 1 << 40}
+	req := Request{Kind: ReqConsistency, Origin: "bitmesh/x/topic", A: 3, B: 1 << 40}
 	b, err := req.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadConsistencyRequest(bytes.NewReader(b))
+	got, err := ReadRequest(bytes.NewReader(b))
 	if err != nil || got != req {
 		t.Fatalf("request round trip: %+v, %v", got, err)
 	}
@@ -72,6 +72,25 @@ func TestConsistencyFramesRoundTrip(t *testing.T) {
 	back, err := ReadConsistencyResponse(&buf)
 	if err != nil || back.Root1 != resp.Root1 || len(back.Proof) != 2 || back.Proof[1] != resp.Proof[1] {
 		t.Fatalf("response round trip: %+v, %v", back, err)
+	}
+	buf.Reset()
+	blobs := [][]byte{[]byte("one"), {}, []byte("three")}
+	if err := writeBlobs(&buf, blobs); err != nil {
+		t.Fatal(err)
+	}
+	gotBlobs, err := ReadBlobs(&buf, 3, 5)
+	if err != nil || len(gotBlobs) != 3 || string(gotBlobs[2]) != "three" {
+		t.Fatalf("blobs round trip: %q, %v", gotBlobs, err)
+	}
+	buf.Reset()
+	_ = writeBlobs(&buf, blobs)
+	if _, err := ReadBlobs(&buf, 2, 5); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("too many blobs: %v", err)
+	}
+	buf.Reset()
+	_ = writeBlobs(&buf, blobs)
+	if _, err := ReadBlobs(&buf, 3, 4); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("oversized blob: %v", err)
 	}
 	buf.Reset()
 	if err := writeResponse(&buf, ConsistencyResponse{}, errors.New(strings.Repeat("e", 300))); err != nil {
@@ -89,7 +108,7 @@ func TestReadFramesReject(t *testing.T) {
 		resp bool
 	}{
 		{"request empty", nil, false},
-		{"request wrong kind", []byte{2, 1, 'o'}, false},
+		{"request unknown kind", []byte{9, 1, 'o'}, false},
 		{"request zero origin", []byte{1, 0}, false},
 		{"request truncated sizes", []byte{1, 1, 'o', 0, 0}, false},
 		{"response empty", nil, true},
@@ -104,7 +123,7 @@ func TestReadFramesReject(t *testing.T) {
 			if tc.resp {
 				_, err = ReadConsistencyResponse(bytes.NewReader(tc.b))
 			} else {
-				_, err = ReadConsistencyRequest(bytes.NewReader(tc.b))
+				_, err = ReadRequest(bytes.NewReader(tc.b))
 			}
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("err = %v, want ErrMalformed", err)
@@ -137,13 +156,13 @@ func FuzzDecodeMessage(f *testing.F) {
 }
 
 func FuzzReadConsistencyFrames(f *testing.F) {
-	req, _ := ConsistencyRequest{Origin: "o", Size1: 1, Size2: 2}.Encode()
+	req, _ := Request{Kind: ReqEntries, Origin: "o", A: 1, B: 2}.Encode()
 	f.Add(req)
 	var buf bytes.Buffer
 	_ = writeResponse(&buf, ConsistencyResponse{Proof: [][32]byte{{1}}}, nil)
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if r, err := ReadConsistencyRequest(bytes.NewReader(b)); err == nil {
+		if r, err := ReadRequest(bytes.NewReader(b)); err == nil {
 			if _, err := r.Encode(); err != nil {
 				t.Fatalf("decoded request does not encode: %v", err)
 			}
@@ -151,6 +170,9 @@ func FuzzReadConsistencyFrames(f *testing.F) {
 			t.Fatalf("untyped error %v", err)
 		}
 		if _, err := ReadConsistencyResponse(bytes.NewReader(b)); err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrRemote) {
+			t.Fatalf("untyped error %v", err)
+		}
+		if _, err := ReadBlobs(bytes.NewReader(b), 4, 64); err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrRemote) {
 			t.Fatalf("untyped error %v", err)
 		}
 	})
