@@ -110,7 +110,15 @@ func (o *OTSAnchorer) Anchor(ctx context.Context, c Checkpoint) (AnchorProof, er
 	if err != nil {
 		return AnchorProof{}, err
 	}
-	return AnchorProof{Kind: KindOpenTimestamps, Digest: digest, Pending: true, Proof: b}, nil
+	p := AnchorProof{Kind: KindOpenTimestamps, Digest: digest, Proof: b}
+	// A calendar may answer with a complete path already (one that has
+	// batched and confirmed before answering, or a test calendar).
+	_, err = VerifyAnchor(p)
+	p.Pending = errors.Is(err, ErrAnchorPending)
+	if err != nil && !p.Pending {
+		return AnchorProof{}, err
+	}
+	return p, nil
 }
 
 // Upgrade asks the configured calendars for the Bitcoin path of each

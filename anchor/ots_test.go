@@ -60,7 +60,7 @@ func (c *fakeCalendar) serve(w http.ResponseWriter, r *http.Request) {
 			Op: OTSOp{Tag: OTSOpPrepend, Arg: fakeTime},
 			Stamp: &OTSTimestamp{Ops: []OTSBranch{{
 				Op:    OTSOp{Tag: OTSOpSHA256},
-				Stamp: &OTSTimestamp{Attestations: []OTSAttestation{PendingAttestation(c.srv.URL)}},
+				Stamp: &OTSTimestamp{Attestations: []OTSAttestation{PendingAttestation("http://" + r.Host)}},
 			}}},
 		}}})
 		w.Write(b)

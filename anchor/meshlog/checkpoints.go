@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -32,6 +33,71 @@ func (m *MeshLog) checkpointLoop(ctx context.Context) {
 				m.logger().Warn("checkpoint failed", "topic", topic, "err", err)
 			}
 		}
+		m.anchorDue(ctx)
+	}
+}
+
+// anchorDue anchors the newest checkpoint of every log once per
+// AnchorInterval, and tries to complete pending anchor proofs.
+func (m *MeshLog) anchorDue(ctx context.Context) {
+	if len(m.cfg.Anchorers) == 0 {
+		return
+	}
+	h, err := m.running()
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	due := m.anchored.IsZero() || h.Now().Sub(m.anchored) >= m.cfg.AnchorInterval
+	if due {
+		m.anchored = h.Now()
+	}
+	m.mu.Unlock()
+	for _, topic := range m.cfg.Topics {
+		tl := m.logs[topic]
+		tl.mu.Lock()
+		todo := slices.Clone(tl.checkpoints)
+		tl.mu.Unlock()
+		for i, own := range todo {
+			newest := i == len(todo)-1
+			for _, a := range m.cfg.Anchorers {
+				have := slices.IndexFunc(own.anchors, func(p anchor.AnchorProof) bool { return p.Kind == a.Kind() })
+				var p anchor.AnchorProof
+				switch {
+				case have >= 0 && own.anchors[have].Pending:
+					p, err = a.Upgrade(ctx, own.anchors[have])
+				case have < 0 && newest && due:
+					p, err = a.Anchor(ctx, own.c)
+				default:
+					continue
+				}
+				if err != nil && !errors.Is(err, anchor.ErrAnchorPending) {
+					h.Logger().Warn("anchoring failed", "kind", a.Kind(), "origin", own.c.Origin, "size", own.c.Size, "err", err)
+					continue
+				}
+				tl.setAnchor(own.c.Size, p)
+			}
+		}
+	}
+}
+
+// setAnchor records an anchor proof of the checkpoint of size.
+func (tl *topicLog) setAnchor(size uint64, p anchor.AnchorProof) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	for i := range tl.checkpoints {
+		own := &tl.checkpoints[i]
+		if own.c.Size != size {
+			continue
+		}
+		// A new slice: receipts and anchorDue hold copies of the old one.
+		next := []anchor.AnchorProof{p}
+		for _, q := range own.anchors {
+			if q.Kind != p.Kind {
+				next = append(next, q)
+			}
+		}
+		own.anchors = next
 	}
 }
 
@@ -81,6 +147,12 @@ func (m *MeshLog) Checkpoint(ctx context.Context, topic string) ([]byte, error) 
 	payload, err := Message{Kind: KindCheckpoint, Note: signed}.Encode()
 	if err != nil {
 		return nil, err
+	}
+	if len(m.cfg.Anchorers) > 0 {
+		select { // let the loop see whether this one is due for anchoring
+		case m.kick <- struct{}{}:
+		default:
+		}
 	}
 	if _, err := h.Publish(ctx, Topic, payload); err != nil {
 		return signed, fmt.Errorf("meshlog: publishing checkpoint: %w", err)
@@ -251,10 +323,7 @@ func (m *MeshLog) Receipt(topic string, id gossip.ID) (anchor.Receipt, error) {
 	}
 	tl.mu.Lock()
 	i, ok := tl.index[id]
-	var latest ownCheckpoint
-	if n := len(tl.checkpoints); n > 0 {
-		latest = tl.checkpoints[n-1]
-	}
+	latest := tl.receiptCheckpoint(i)
 	tl.mu.Unlock()
 	if !ok {
 		return anchor.Receipt{}, fmt.Errorf("%w: %x on %q", ErrNotLogged, id, topic)
@@ -270,11 +339,26 @@ func (m *MeshLog) Receipt(topic string, id gossip.ID) (anchor.Receipt, error) {
 	if err != nil {
 		return anchor.Receipt{}, err
 	}
-	r := anchor.Receipt{Envelope: leaf, LeafIndex: i, Checkpoint: latest.note, Proof: make([][32]byte, len(hashes))}
+	r := anchor.Receipt{Envelope: leaf, LeafIndex: i, Checkpoint: latest.note, Proof: make([][32]byte, len(hashes)), Anchors: latest.anchors}
 	for j, h := range hashes {
 		copy(r.Proof[j][:], h)
 	}
 	return r, nil
+}
+
+// receiptCheckpoint picks the checkpoint for a receipt of entry i: the
+// oldest covering it with a confirmed anchor, else the newest (which has
+// the most entries and, usually, cosignatures). Callers hold tl.mu.
+func (tl *topicLog) receiptCheckpoint(i uint64) ownCheckpoint {
+	for _, own := range tl.checkpoints {
+		if own.c.Size > i && slices.ContainsFunc(own.anchors, func(p anchor.AnchorProof) bool { return !p.Pending }) {
+			return own
+		}
+	}
+	if n := len(tl.checkpoints); n > 0 {
+		return tl.checkpoints[n-1]
+	}
+	return ownCheckpoint{}
 }
 
 // LogInfo describes one of this node's logs.
@@ -284,6 +368,11 @@ type LogInfo struct {
 	Size       uint64              `json:"size"`
 	Checkpoint uint64              `json:"checkpoint_size"` // size of the newest signed checkpoint
 	Cosigners  []identity.DeviceID `json:"cosigners"`       // witnesses of the newest checkpoint
+	// Anchored is the size of the newest checkpoint with a confirmed
+	// anchor (0: none yet); Pending lists anchor kinds awaiting
+	// confirmation.
+	Anchored uint64   `json:"anchored_size"`
+	Pending  []string `json:"anchors_pending"`
 }
 
 // Logs describes this node's logs, in Config.Topics order.
@@ -299,6 +388,16 @@ func (m *MeshLog) Logs() []LogInfo {
 		if n := len(tl.checkpoints); n > 0 {
 			info.Checkpoint = tl.checkpoints[n-1].c.Size
 			info.Cosigners = append(info.Cosigners, tl.checkpoints[n-1].cosigners...)
+		}
+		info.Pending = []string{}
+		for _, own := range tl.checkpoints {
+			for _, a := range own.anchors {
+				if a.Pending {
+					info.Pending = append(info.Pending, fmt.Sprintf("%s@%d", a.Kind, own.c.Size))
+				} else {
+					info.Anchored = max(info.Anchored, own.c.Size)
+				}
+			}
 		}
 		tl.mu.Unlock()
 		out = append(out, info)

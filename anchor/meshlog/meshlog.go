@@ -42,6 +42,14 @@ type Config struct {
 	// appended to this node's log: one the node missed while offline. It
 	// must not block for long.
 	Recovered func(topic string, env *gossip.Envelope)
+	// Anchorers timestamp this node's checkpoints publicly (Bitcoin
+	// OP_RETURN, OpenTimestamps); their proofs go into receipts. Empty:
+	// no anchoring.
+	Anchorers []anchor.Anchorer
+	// AnchorInterval is how often a checkpoint is anchored: each anchor
+	// costs a Bitcoin fee or a calendar request, and one an hour dates
+	// every entry to within the hour.
+	AnchorInterval time.Duration
 	// Witness makes the node cosign other logs' checkpoints once it has
 	// checked them consistent with the last one it saw. Every node checks
 	// checkpoints and reports equivocation whether it witnesses or not.
@@ -51,7 +59,7 @@ type Config struct {
 // DefaultConfig logs nothing until Topics is set; checkpoints every 256
 // entries or 10 s; witnessing on.
 func DefaultConfig() Config {
-	return Config{CheckpointEvery: 256, CheckpointInterval: 10 * time.Second, SyncWindow: 4096, Witness: true}
+	return Config{CheckpointEvery: 256, CheckpointInterval: 10 * time.Second, SyncWindow: 4096, AnchorInterval: time.Hour, Witness: true}
 }
 
 // Validate reports the first bad field.
@@ -63,6 +71,9 @@ func (c Config) Validate() error {
 		if strings.Contains(t, "+") || t == Topic {
 			return fmt.Errorf("meshlog: topic %q cannot be logged (no '+', not %s)", t, Topic)
 		}
+	}
+	if len(c.Anchorers) > 0 && c.AnchorInterval <= 0 {
+		return errors.New("meshlog: AnchorInterval must be positive")
 	}
 	if c.CheckpointEvery == 0 || c.CheckpointInterval <= 0 || c.SyncWindow == 0 {
 		return errors.New("meshlog: CheckpointEvery, CheckpointInterval and SyncWindow must be positive")
@@ -101,6 +112,7 @@ type MeshLog struct {
 	logs     map[string]*topicLog // by topic
 	byOrigin map[string]*topicLog
 	seen     map[string]*followed // other logs' checkpoints, by origin
+	anchored time.Time            // when a checkpoint was last anchored
 	kick     chan struct{}        // a log reached CheckpointEvery
 	notifee  network.Notifiee     // set by Start when the node logs topics
 	closed   bool
@@ -122,6 +134,7 @@ type ownCheckpoint struct {
 	c         anchor.Checkpoint
 	note      []byte
 	cosigners []identity.DeviceID
+	anchors   []anchor.AnchorProof // pending ones are upgraded in place
 }
 
 const (

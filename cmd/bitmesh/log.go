@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/identity"
@@ -49,6 +50,39 @@ type verifiedReceipt struct {
 	Time      string `json:"ts"`
 	LeafIndex uint64 `json:"leaf_index"`
 	ID        string `json:"id"`
+	// Anchors date the checkpoint: each names a block whose header the
+	// reader should find in the Bitcoin chain (by hash, or height and
+	// Merkle root), or says it is still pending.
+	Anchors []anchorOutput `json:"anchors,omitempty"`
+}
+
+type anchorOutput struct {
+	Kind       string `json:"kind"`
+	Pending    bool   `json:"pending,omitempty"`
+	Height     int64  `json:"height,omitempty"`
+	BlockHash  string `json:"block_hash,omitempty"`
+	MerkleRoot string `json:"merkle_root,omitempty"`
+	BlockTime  string `json:"block_time,omitempty"`
+}
+
+func describeAnchors(r anchor.Receipt) []anchorOutput {
+	var out []anchorOutput
+	for _, a := range r.Anchors {
+		at, err := anchor.VerifyAnchor(a) // VerifyReceipt passed: err is pending at most
+		o := anchorOutput{Kind: a.Kind, Pending: err != nil}
+		if err == nil {
+			o.Height = at.BlockHeight
+			o.MerkleRoot = fmt.Sprintf("%x", at.MerkleRoot)
+			if at.BlockHash != ([32]byte{}) {
+				o.BlockHash = fmt.Sprintf("%x", at.BlockHash)
+			}
+			if !at.BlockTime.IsZero() {
+				o.BlockTime = at.BlockTime.UTC().Format(time.RFC3339)
+			}
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 func runLogVerify(args []string, stdout, stderr io.Writer) error {
@@ -94,10 +128,25 @@ func runLogVerify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	out := verifiedReceipt{Valid: true, From: env.Sender.String(), Topic: env.Topic, Time: env.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), LeafIndex: r.LeafIndex, ID: id.String()}
+	out := verifiedReceipt{Valid: true, From: env.Sender.String(), Topic: env.Topic, Time: env.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), LeafIndex: r.LeafIndex, ID: id.String(), Anchors: describeAnchors(r)}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(out)
 	}
-	_, err = fmt.Fprintf(stdout, "valid: message %s from %s on %q at %s is entry %d of the log\n", out.ID, out.From, out.Topic, out.Time, out.LeafIndex)
-	return err
+	if _, err = fmt.Fprintf(stdout, "valid: message %s from %s on %q at %s is entry %d of the log\n", out.ID, out.From, out.Topic, out.Time, out.LeafIndex); err != nil {
+		return err
+	}
+	for _, a := range out.Anchors {
+		switch {
+		case a.Pending:
+			_, err = fmt.Fprintf(stdout, "anchor %s: pending confirmation\n", a.Kind)
+		case a.BlockHash != "":
+			_, err = fmt.Fprintf(stdout, "anchor %s: in Bitcoin block %s (height %d, %s): check it is in the chain\n", a.Kind, a.BlockHash, a.Height, a.BlockTime)
+		default:
+			_, err = fmt.Fprintf(stdout, "anchor %s: Bitcoin block at height %d must have Merkle root %s\n", a.Kind, a.Height, a.MerkleRoot)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
 	"github.com/bitmesh/bitmesh/identity"
 )
@@ -27,8 +30,19 @@ func TestLogReceiptOffline(t *testing.T) {
 		return
 	}
 	const topic = "e2e/logged"
+	// An OpenTimestamps calendar that confirms at once: node A anchors its
+	// checkpoints there, so the receipt carries a complete .ots proof.
+	cal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := anchor.MarshalTimestamp(&anchor.OTSTimestamp{
+			Attestations: []anchor.OTSAttestation{anchor.PendingAttestation("http://" + r.Host)},
+			Ops: []anchor.OTSBranch{{Op: anchor.OTSOp{Tag: anchor.OTSOpSHA256},
+				Stamp: &anchor.OTSTimestamp{Attestations: []anchor.OTSAttestation{anchor.BitcoinAttestation(4242)}}}},
+		})
+		w.Write(b)
+	}))
+	defer cal.Close()
 	dirA, dirB := t.TempDir(), t.TempDir()
-	_, readyA := startNodeProc(t, dirA, "--log-topic", topic, "--checkpoint-interval", "1h")
+	_, readyA := startNodeProc(t, dirA, "--log-topic", topic, "--checkpoint-interval", "1h", "--anchor-calendar", cal.URL)
 	_, readyB := startNodeProc(t, dirB, "--bootstrap", readyA.Addrs[0], "--log-topic", topic)
 	bin := buildBitmesh(t)
 	run := func(args ...string) (string, error) {
@@ -55,9 +69,9 @@ func TestLogReceiptOffline(t *testing.T) {
 	if _, err := run("log", "checkpoint", "--data", dirA, topic); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "node B to cosign A's checkpoint", func() bool {
+	waitFor(t, 20*time.Second, "node B to cosign A's checkpoint and the calendar to anchor it", func() bool {
 		out, err := run("log", "show", "--data", dirA, "--json")
-		return err == nil && json.Unmarshal([]byte(out), &logs) == nil && len(logs[0].Cosigners) == 1
+		return err == nil && json.Unmarshal([]byte(out), &logs) == nil && len(logs[0].Cosigners) == 1 && logs[0].Anchored == 5
 	})
 	receipt := filepath.Join(t.TempDir(), "receipt.json")
 	if _, err := run("log", "receipt", "--data", dirA, "--out", receipt, topic, ids[2]); err != nil {
@@ -89,7 +103,8 @@ func TestLogReceiptOffline(t *testing.T) {
 	if err != nil {
 		t.Fatalf("offline verification failed: %v", err)
 	}
-	if !strings.Contains(out, "valid: message "+ids[2]) || !strings.Contains(out, "entry 2 of the log") {
+	if !strings.Contains(out, "valid: message "+ids[2]) || !strings.Contains(out, "entry 2 of the log") ||
+		!strings.Contains(out, "anchor opentimestamps: Bitcoin block at height 4242 must have Merkle root") {
 		t.Fatalf("verify printed %q", out)
 	}
 
@@ -114,6 +129,18 @@ func TestLogReceiptOffline(t *testing.T) {
 	json.Unmarshal(fields["envelope"], &envB64)
 	json.Unmarshal(fields["checkpoint"], &note)
 	json.Unmarshal(fields["proof"], &proof)
+	var anchors []struct {
+		Digest string `json:"digest"`
+	}
+	if err := json.Unmarshal(fields["anchors"], &anchors); err != nil || len(anchors) != 1 {
+		t.Fatalf("receipt anchors %s: %v", fields["anchors"], err)
+	}
+	anchorDigest := anchors[0].Digest
+	type anchorJSON struct { // in the canonical field order
+		Kind   string `json:"kind"`
+		Digest string `json:"digest"`
+		Proof  string `json:"proof"`
+	}
 	env, _ := base64.StdEncoding.DecodeString(envB64)
 	payloadFlipped := bytes.Clone(env)
 	payloadFlipped[len(payloadFlipped)-identity.SignatureSize-1] ^= 1 // last payload byte
@@ -138,7 +165,9 @@ func TestLogReceiptOffline(t *testing.T) {
 		{"checkpoint root", set("checkpoint", rootChanged), "not signed by the log key"},
 		{"checkpoint size", set("checkpoint", sizeChanged), "not signed by the log key"},
 		{"witness cosignature removed", set("checkpoint", cosigDropped), "not enough witness cosignatures"},
-		{"unknown anchor", bytes.Replace(orig, []byte("}\n"), []byte(`,"anchors":[{"kind":"carrier-pigeon","digest":"`+strings.Repeat("00", 32)+`","proof":""}]}`+"\n"), 1), "anchor"},
+		{"anchor of another checkpoint", set("anchors", []anchorJSON{{"opentimestamps", strings.Repeat("00", 32), ""}}), "not this checkpoint"},
+		{"anchor proof", set("anchors", []anchorJSON{{"opentimestamps", anchorDigest, "AAAA"}}), "invalid anchor proof"},
+		{"anchor kind", set("anchors", []anchorJSON{{"carrier-pigeon", anchorDigest, ""}}), "unknown anchor kind"},
 		{"not canonical", append(bytes.Clone(orig), ' '), "malformed receipt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

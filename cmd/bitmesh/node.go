@@ -13,7 +13,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
+	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/bitmesh/bitmesh/node/control"
 )
@@ -47,6 +49,11 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	noWitness := fs.Bool("no-witness", false, "do not cosign other nodes' log checkpoints (they are still checked)")
 	ckEvery := fs.Uint64("checkpoint-every", logDefaults.CheckpointEvery, "sign a log checkpoint after this many new entries")
 	ckInterval := fs.Duration("checkpoint-interval", logDefaults.CheckpointInterval, "sign a checkpoint of every grown log this often")
+	var calendars stringList
+	fs.Var(&calendars, "anchor-calendar", "OpenTimestamps calendar URL: anchor log checkpoints there (repeatable)")
+	btcRPC := fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
+	btcNet := fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
+	anchorEvery := fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -74,6 +81,27 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	lc := logDefaults
 	lc.Topics, lc.Witness, lc.CheckpointEvery, lc.CheckpointInterval = logTopics, !*noWitness, *ckEvery, *ckInterval
+	lc.AnchorInterval = *anchorEvery
+	if len(calendars) > 0 {
+		ots, err := anchor.NewOTSAnchorer(anchor.OTSConfig{Calendars: calendars})
+		if err != nil {
+			return err
+		}
+		lc.Anchorers = append(lc.Anchorers, ots)
+	}
+	if *btcRPC != "" {
+		key, _, err := identity.LoadOrCreate(identity.KeyPath(d.dir), pass)
+		if err != nil {
+			return err
+		}
+		cfg.Key = key
+		btc, err := newBitcoinAnchorer(*btcRPC, *btcNet, key)
+		if err != nil {
+			return err
+		}
+		log.Info("anchoring in Bitcoin", "funding_address", btc.Address())
+		lc.Anchorers = append(lc.Anchorers, btc)
+	}
 	logs, err := meshlog.New(lc)
 	if err != nil {
 		return err
