@@ -55,6 +55,9 @@ func (n *Node) openLedger() error {
 	}
 	lc := n.cfg.Ledger
 	lc.OnBan = n.onBan
+	if user := n.cfg.Ledger.OnBan; user != nil {
+		lc.OnBan = func(b antispam.Ban) { n.onBan(b); user(b) }
+	}
 	ledger, err := antispam.NewLedger(n.clock(), lc, store)
 	if err != nil {
 		store.Close()

@@ -78,7 +78,8 @@ type Config struct {
 	Rate antispam.RateConfig
 	// Ledger scores misbehaviour and bans peers and devices (btcd's model).
 	// Bans persist in DataDir/bans.db (in memory without a DataDir). The
-	// node sets Ledger.OnBan to disconnect banned peers.
+	// node disconnects banned peers, then calls Ledger.OnBan if set (a
+	// simulator unlinks the peers there; it must not block).
 	Ledger antispam.LedgerConfig
 	// Operators, if not empty, makes the mesh permissioned: the node keeps
 	// connections to, and delivers envelopes from, only devices holding a

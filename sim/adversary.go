@@ -1,0 +1,117 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/identity"
+)
+
+// Adversary attacks the simulated mesh through real libp2p hosts: the
+// engine creates them on the simulated network, links each to Targets
+// random honest nodes, and calls Run at the spec's Start time. Implement it
+// to test your own attack; register it in Adversaries.
+type Adversary interface {
+	// Run attacks until ctx ends (the end of the run). It must return
+	// promptly then; the engine waits for it.
+	Run(ctx context.Context, env AttackEnv) error
+}
+
+// AttackEnv is what an adversary works with.
+type AttackEnv struct {
+	// Attackers are the adversary's hosts with their device keys, already
+	// connected to their targets.
+	Attackers []Attacker
+	// Network and Topic are the mesh's network name and the honest topic.
+	Network, Topic string
+	Spec           AdversarySpec
+	Rand           *rand.Rand
+}
+
+// Attacker is one hostile host.
+type Attacker struct {
+	Host host.Host
+	Key  *identity.PrivateKey
+}
+
+// Adversaries maps a scenario's adversary type to its implementation.
+var adversaryTypes = map[string]func() Adversary{
+	"spam-no-pow":       func() Adversary { return spam{signature: true} },
+	"invalid-signature": func() Adversary { return spam{signature: false} },
+}
+
+// AdversaryTypes lists the known adversary types, sorted.
+func AdversaryTypes() []string {
+	var out []string
+	for k := range adversaryTypes {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// spam floods the topic from every attacker at Rate envelopes per second:
+// correctly signed by the attacker's own key but without the topic's proof
+// of work ("spam-no-pow"), or with a broken signature
+// ("invalid-signature"). The honest nodes must score and ban the
+// attackers without losing honest traffic.
+type spam struct{ signature bool }
+
+func (s spam) Run(ctx context.Context, env AttackEnv) error {
+	errs := make(chan error, len(env.Attackers))
+	for i, a := range env.Attackers {
+		go func() { errs <- s.flood(ctx, env, i, a) }()
+	}
+	var first error
+	for range env.Attackers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (s spam) flood(ctx context.Context, env AttackEnv, i int, a Attacker) error {
+	ps, err := pubsub.NewGossipSub(ctx, a.Host, pubsub.WithMessageIdFn(gossip.PubSubMessageID), pubsub.WithNoAuthor(), pubsub.WithFloodPublish(true))
+	if err != nil {
+		return err
+	}
+	t, err := ps.Join("bitmesh/" + env.Network + "/" + env.Topic)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	sub, err := t.Subscribe()
+	if err != nil {
+		return err
+	}
+	defer sub.Cancel()
+	tick := time.NewTicker(time.Duration(float64(time.Second) / env.Spec.Rate))
+	defer tick.Stop()
+	for seq := uint64(1); ; seq++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		env := &gossip.Envelope{Network: gossip.NetworkFromName(env.Network), Time: time.Now(), Seq: seq, Topic: env.Topic,
+			Payload: fmt.Appendf(nil, "spam %d/%d", i, seq)}
+		raw, _, err := env.Seal(a.Key)
+		if err != nil {
+			return err
+		}
+		if !s.signature {
+			raw[len(raw)-1] ^= 1
+		}
+		if err := t.Publish(ctx, raw); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+}

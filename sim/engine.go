@@ -1,0 +1,277 @@
+package sim
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/bitmesh/bitmesh/antispam"
+	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/node"
+)
+
+// Run runs sc in virtual time: t's test gets a synctest bubble in which
+// every node, link and adversary runs, and time advances only when all of
+// them wait. progress, if not nil, gets a line per virtual second.
+func Run(t *testing.T, sc Scenario, progress io.Writer) (Report, error) {
+	t.Helper()
+	if err := sc.Validate(); err != nil {
+		return Report{}, err
+	}
+	var rep Report
+	var err error
+	wall := time.Now()
+	synctest.Test(t, func(*testing.T) { rep, err = run(sc, progress) })
+	rep.WallSeconds = time.Since(wall).Seconds()
+	return rep, err
+}
+
+// honest is one simulated bitmesh node.
+type honest struct {
+	n       *node.Node
+	id      peer.ID
+	traffic *traffic
+}
+
+// run is the whole simulation; it must be called inside a synctest bubble.
+func run(sc Scenario, progress io.Writer) (Report, error) {
+	start := time.Now()
+	rng := rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x5851f42d4c957f2d))
+	mn := mocknet.New()
+	defer mn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rec := newRecorder(sc)
+
+	nodes := make([]*honest, sc.Nodes)
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+	var readers sync.WaitGroup
+	for i := range nodes {
+		key, err := keyFrom(rng)
+		if err != nil {
+			return Report{}, err
+		}
+		h, err := mn.AddPeer(key.Libp2pKey(), addrOf(i))
+		if err != nil {
+			return Report{}, err
+		}
+		tr := &traffic{}
+		cfg := node.LocalConfig()
+		cfg.Key = key
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.ScoreColocationWhitelist = nil
+		cfg.Work = antispam.DifficultyConfig{Topics: map[string]uint8{sc.Traffic.Topic: sc.Traffic.WorkBits}}
+		idx := i
+		cfg.Ledger.OnBan = func(b antispam.Ban) { rec.ban(idx, b, time.Now()) }
+		n, err := node.New(cfg, node.WithHost(h), node.WithPubSubOptions(pubsub.WithRawTracer(tr)))
+		if err != nil {
+			return Report{}, err
+		}
+		if err := n.Start(ctx); err != nil {
+			return Report{}, err
+		}
+		closers = append(closers, func() { n.Close() })
+		sub, err := n.Subscribe(sc.Traffic.Topic)
+		if err != nil {
+			return Report{}, err
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			defer sub.Cancel()
+			for {
+				m, err := sub.Next(ctx)
+				if err != nil {
+					return
+				}
+				if !m.Local && len(m.Payload) >= 8 && m.From != key.DeviceID() {
+					rec.deliver(idx, binary.BigEndian.Uint64(m.Payload), time.Now())
+				}
+			}
+		}()
+		nodes[i] = &honest{n: n, id: h.ID(), traffic: tr}
+	}
+	closers = append(closers, readers.Wait) // after the nodes' Close (defers run backwards)
+
+	g := randomGraph(rng, sc.Nodes, sc.Topology.Degree, sc.Link)
+	rec.graph = g
+	for _, e := range g.edges {
+		if err := link(mn, nodes[e.a].id, nodes[e.b].id, e.latency); err != nil {
+			return Report{}, err
+		}
+	}
+
+	var attackWG sync.WaitGroup
+	attackErrs := make(chan error, len(sc.Adversaries))
+	for ai, spec := range sc.Adversaries {
+		env := AttackEnv{Network: node.LocalConfig().Network, Topic: sc.Traffic.Topic, Spec: spec, Rand: rand.New(rand.NewPCG(sc.Seed, uint64(ai)+1))}
+		for range spec.Count {
+			key, err := keyFrom(rng)
+			if err != nil {
+				return Report{}, err
+			}
+			h, err := mn.AddPeer(key.Libp2pKey(), addrOf(1<<20+len(rec.attackers)))
+			if err != nil {
+				return Report{}, err
+			}
+			rec.addAttacker(h.ID(), key.DeviceID())
+			for _, target := range rng.Perm(sc.Nodes)[:spec.Targets] {
+				if err := link(mn, h.ID(), nodes[target].id, g.linkLatency(rng)); err != nil {
+					return Report{}, err
+				}
+				rec.attackerLinked(h.ID(), target)
+			}
+			env.Attackers = append(env.Attackers, Attacker{Host: h, Key: key})
+		}
+		adv := adversaryTypes[spec.Type]()
+		attackWG.Add(1)
+		go func() {
+			defer attackWG.Done()
+			select {
+			case <-time.After(sc.Warmup.Duration + spec.Start.Duration):
+			case <-ctx.Done():
+				return
+			}
+			rec.attackStarted(time.Now())
+			if err := adv.Run(ctx, env); err != nil {
+				attackErrs <- fmt.Errorf("adversary %s: %w", spec.Type, err)
+			}
+		}()
+	}
+	closers = append(closers, attackWG.Wait, cancel) // cancel first, then wait
+
+	// Honest traffic: publisher p sends message j at warmup + offset_p +
+	// j × interval.
+	var pubWG sync.WaitGroup
+	pubErrs := make(chan error, sc.Traffic.Publishers)
+	for p := range sc.Traffic.Publishers {
+		offset := time.Duration(rng.Int64N(int64(sc.Traffic.Interval.Duration)))
+		pubWG.Add(1)
+		go func() {
+			defer pubWG.Done()
+			for j := range sc.Traffic.Messages {
+				at := start.Add(sc.Warmup.Duration + offset + time.Duration(j)*sc.Traffic.Interval.Duration)
+				time.Sleep(time.Until(at))
+				msg := uint64(p*sc.Traffic.Messages + j)
+				payload := make([]byte, sc.Traffic.Size)
+				binary.BigEndian.PutUint64(payload, msg)
+				rec.publish(msg, p, time.Now())
+				if _, err := nodes[p].n.Publish(ctx, sc.Traffic.Topic, payload); err != nil {
+					pubErrs <- fmt.Errorf("publisher %d message %d: %w", p, j, err)
+					return
+				}
+			}
+		}()
+	}
+
+	end := start.Add(sc.Warmup.Duration + time.Duration(sc.Traffic.Messages)*sc.Traffic.Interval.Duration + sc.Drain.Duration)
+	for now := time.Now(); now.Before(end); now = time.Now() {
+		time.Sleep(min(time.Second, end.Sub(now)))
+		if progress != nil {
+			fmt.Fprintf(progress, "\rsim %s: virtual %5.0fs of %.0fs, delivered %d of %d", sc.Name,
+				time.Since(start).Seconds(), end.Sub(start).Seconds(), rec.deliveries(), rec.expected())
+		}
+	}
+	if progress != nil {
+		fmt.Fprintln(progress)
+	}
+	pubWG.Wait()
+	close(pubErrs)
+	if err := <-pubErrs; err != nil {
+		return Report{}, err
+	}
+	rep := rec.report(nodes, time.Since(start))
+	cancel()
+	attackWG.Wait()
+	close(attackErrs)
+	if err := <-attackErrs; err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// link connects two hosts through a link of the given one-way latency.
+func link(mn mocknet.Mocknet, a, b peer.ID, latency time.Duration) error {
+	l, err := mn.LinkPeers(a, b)
+	if err != nil {
+		return err
+	}
+	l.SetOptions(mocknet.LinkOptions{Latency: latency})
+	_, err = mn.ConnectPeers(a, b)
+	return err
+}
+
+// keyFrom draws a device key from rng, so a seed reproduces the run.
+func keyFrom(rng *rand.Rand) (*identity.PrivateKey, error) {
+	for range 8 {
+		var b [32]byte
+		for i := range 4 {
+			binary.BigEndian.PutUint64(b[8*i:], rng.Uint64())
+		}
+		if k, err := identity.PrivateKeyFromBytes(b[:]); err == nil {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("sim: no valid key drawn")
+}
+
+func addrOf(i int) ma.Multiaddr {
+	return ma.StringCast(fmt.Sprintf("/ip4/10.%d.%d.%d/tcp/4001", i>>16&255, i>>8&255, i&255))
+}
+
+// traffic counts a node's GossipSub bytes and duplicates (pubsub.RawTracer).
+type traffic struct {
+	mu         sync.Mutex
+	sent, recv int64
+	duplicates int64
+}
+
+func (t *traffic) SendRPC(rpc *pubsub.RPC, _ peer.ID) {
+	t.mu.Lock()
+	t.sent += int64(proto.Size(&rpc.RPC))
+	t.mu.Unlock()
+}
+func (t *traffic) RecvRPC(rpc *pubsub.RPC) {
+	t.mu.Lock()
+	t.recv += int64(proto.Size(&rpc.RPC))
+	t.mu.Unlock()
+}
+func (t *traffic) DuplicateMessage(*pubsub.Message) {
+	t.mu.Lock()
+	t.duplicates++
+	t.mu.Unlock()
+}
+func (t *traffic) Join(string)                                          {}
+func (t *traffic) Leave(string)                                         {}
+func (t *traffic) Graft(peer.ID, string)                                {}
+func (t *traffic) Prune(peer.ID, string)                                {}
+func (t *traffic) ValidateMessage(*pubsub.Message)                      {}
+func (t *traffic) DeliverMessage(*pubsub.Message)                       {}
+func (t *traffic) RejectMessage(*pubsub.Message, string)                {}
+func (t *traffic) ThrottlePeer(peer.ID)                                 {}
+func (t *traffic) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (t *traffic) UndeliverableMessage(*pubsub.Message)                 {}
+func (t *traffic) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (t *traffic) OnClosedOutboundStream(peer.ID)                       {}
+func (t *traffic) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+
+var _ pubsub.RawTracer = (*traffic)(nil)

@@ -1,0 +1,275 @@
+package sim
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/bitmesh/bitmesh/antispam"
+	"github.com/bitmesh/bitmesh/identity"
+)
+
+// Report is a run's result; its JSON form is report.json
+// (docs/SIMULATION.md documents the schema).
+type Report struct {
+	Scenario            string          `json:"scenario"`
+	Nodes               int             `json:"nodes"`
+	Links               int             `json:"links"`
+	Messages            int             `json:"messages"`
+	HonestDeliveryRatio float64         `json:"honest_delivery_ratio"`
+	LatencyMS           Percentiles     `json:"latency_ms"`
+	ShortestPathMS      Percentiles     `json:"shortest_path_ms"`
+	DeliveryOverTime    []DeliveryPoint `json:"delivery_over_time"`
+	BytesPerNode        Spread          `json:"bytes_per_node"`
+	DuplicatesPerDeliv  float64         `json:"duplicates_per_delivery"`
+	Attackers           int             `json:"attackers"`
+	AttackersBanned     int             `json:"attackers_banned"`
+	// BanSeconds: for each banned attacker, virtual seconds from the start
+	// of its attack until the last of its honest neighbours banned it.
+	BanSeconds     []float64 `json:"ban_seconds"`
+	WallSeconds    float64   `json:"wall_seconds"`
+	VirtualSeconds float64   `json:"virtual_seconds"`
+}
+
+// Percentiles of a distribution, in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Spread of a per-node quantity.
+type Spread struct {
+	Mean float64 `json:"mean"`
+	P50  float64 `json:"p50"`
+	Max  float64 `json:"max"`
+}
+
+// DeliveryPoint is the delivery ratio of the messages published in one
+// virtual second.
+type DeliveryPoint struct {
+	Second int     `json:"second"`
+	Ratio  float64 `json:"ratio"`
+}
+
+// recorder collects a run's events; safe for concurrent use.
+type recorder struct {
+	sc    Scenario
+	graph *graph
+
+	mu        sync.Mutex
+	published map[uint64]published
+	delivered map[uint64]map[int]time.Time
+	attackers map[peer.ID]*attacker
+	byDevice  map[identity.DeviceID]peer.ID
+	attackAt  time.Time
+}
+
+type published struct {
+	from int
+	at   time.Time
+}
+
+type attacker struct {
+	neighbours map[int]bool
+	bannedBy   map[int]time.Time
+}
+
+func newRecorder(sc Scenario) *recorder {
+	return &recorder{sc: sc, published: map[uint64]published{}, delivered: map[uint64]map[int]time.Time{},
+		attackers: map[peer.ID]*attacker{}, byDevice: map[identity.DeviceID]peer.ID{}}
+}
+
+func (r *recorder) publish(msg uint64, from int, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.published[msg] = published{from, at}
+}
+
+// deliver records the first delivery of msg at node.
+func (r *recorder) deliver(node int, msg uint64, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.delivered[msg]
+	if m == nil {
+		m = map[int]time.Time{}
+		r.delivered[msg] = m
+	}
+	if _, ok := m[node]; !ok {
+		m[node] = at
+	}
+}
+
+func (r *recorder) deliveries() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, m := range r.delivered {
+		n += len(m)
+	}
+	return n
+}
+
+func (r *recorder) expected() int {
+	return r.sc.Traffic.Publishers * r.sc.Traffic.Messages * (r.sc.Nodes - 1)
+}
+
+func (r *recorder) addAttacker(p peer.ID, d identity.DeviceID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attackers[p] = &attacker{neighbours: map[int]bool{}, bannedBy: map[int]time.Time{}}
+	r.byDevice[d] = p
+}
+
+func (r *recorder) attackerLinked(p peer.ID, node int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attackers[p].neighbours[node] = true
+}
+
+func (r *recorder) attackStarted(at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.attackAt.IsZero() || at.Before(r.attackAt) {
+		r.attackAt = at
+	}
+}
+
+// ban notes that honest node banned a subject, if it is an attacker.
+func (r *recorder) ban(node int, b antispam.Ban, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var p peer.ID
+	switch b.Subject.Kind {
+	case antispam.SubjectPeer:
+		id, err := peer.Decode(b.Subject.ID)
+		if err != nil {
+			return
+		}
+		p = id
+	case antispam.SubjectDevice:
+		d, err := identity.ParseDeviceID(b.Subject.ID)
+		if err != nil {
+			return
+		}
+		p = r.byDevice[d]
+	}
+	if a, ok := r.attackers[p]; ok {
+		if _, dup := a.bannedBy[node]; !dup {
+			a.bannedBy[node] = at
+		}
+	}
+}
+
+func (r *recorder) report(nodes []*honest, virtual time.Duration) Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep := Report{Scenario: r.sc.Name, Nodes: r.sc.Nodes, Links: len(r.graph.edges), Messages: len(r.published),
+		VirtualSeconds: virtual.Seconds(), Attackers: len(r.attackers), BanSeconds: []float64{}}
+	shortest := map[int][]time.Duration{}
+	var lat, sp []float64
+	perSecond := map[int][2]int{}
+	delivered := 0
+	for msg, pub := range r.published {
+		if shortest[pub.from] == nil {
+			shortest[pub.from] = r.graph.shortestFrom(pub.from)
+		}
+		got := r.delivered[msg]
+		for node := range r.sc.Nodes {
+			if node == pub.from {
+				continue
+			}
+			sp = append(sp, ms(shortest[pub.from][node]))
+			if at, ok := got[node]; ok {
+				lat = append(lat, ms(at.Sub(pub.at)))
+				delivered++
+			}
+		}
+	}
+	start := r.earliestPublish()
+	for msg, pub := range r.published {
+		s := int(pub.at.Sub(start) / time.Second)
+		c := perSecond[s]
+		c[0] += len(r.delivered[msg])
+		c[1] += r.sc.Nodes - 1
+		perSecond[s] = c
+	}
+	for s, c := range perSecond {
+		rep.DeliveryOverTime = append(rep.DeliveryOverTime, DeliveryPoint{Second: s, Ratio: float64(c[0]) / float64(c[1])})
+	}
+	slices.SortFunc(rep.DeliveryOverTime, func(a, b DeliveryPoint) int { return a.Second - b.Second })
+	if want := len(r.published) * (r.sc.Nodes - 1); want > 0 {
+		rep.HonestDeliveryRatio = float64(delivered) / float64(want)
+	}
+	rep.LatencyMS, rep.ShortestPathMS = percentiles(lat), percentiles(sp)
+
+	var bytes []float64
+	var dups int64
+	for _, h := range nodes {
+		h.traffic.mu.Lock()
+		bytes = append(bytes, float64(h.traffic.sent+h.traffic.recv))
+		dups += h.traffic.duplicates
+		h.traffic.mu.Unlock()
+	}
+	if delivered > 0 {
+		rep.DuplicatesPerDeliv = float64(dups) / float64(delivered)
+	}
+	rep.BytesPerNode = spread(bytes)
+
+	for _, a := range r.attackers {
+		if len(a.neighbours) == 0 || len(a.bannedBy) < len(a.neighbours) {
+			continue
+		}
+		rep.AttackersBanned++
+		var last time.Time
+		for _, at := range a.bannedBy {
+			if at.After(last) {
+				last = at
+			}
+		}
+		rep.BanSeconds = append(rep.BanSeconds, last.Sub(r.attackAt).Seconds())
+	}
+	slices.Sort(rep.BanSeconds)
+	return rep
+}
+
+func (r *recorder) earliestPublish() time.Time {
+	var t time.Time
+	for _, p := range r.published {
+		if t.IsZero() || p.at.Before(t) {
+			t = p.at
+		}
+	}
+	return t
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// percentiles uses the nearest-rank method; an empty input gives zeros.
+func percentiles(v []float64) Percentiles {
+	if len(v) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(v)
+	at := func(p float64) float64 {
+		i := int(math.Ceil(p/100*float64(len(v)))) - 1
+		return v[max(0, min(i, len(v)-1))]
+	}
+	return Percentiles{P50: at(50), P95: at(95), P99: at(99), Max: v[len(v)-1]}
+}
+
+func spread(v []float64) Spread {
+	if len(v) == 0 {
+		return Spread{}
+	}
+	sum := 0.0
+	for _, x := range v {
+		sum += x
+	}
+	p := percentiles(v)
+	return Spread{Mean: sum / float64(len(v)), P50: p.P50, Max: p.Max}
+}

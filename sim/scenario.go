@@ -1,0 +1,192 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Scenario describes one simulated run. Zero fields take the defaults
+// documented on each; ParseScenario fills them and Validate checks them.
+type Scenario struct {
+	Name string `yaml:"name"`
+	// Seed makes topology, link latencies and schedules reproducible.
+	Seed uint64 `yaml:"seed"`
+	// Nodes is the number of honest nodes.
+	Nodes    int      `yaml:"nodes"`
+	Topology Topology `yaml:"topology"`
+	Link     Link     `yaml:"link"`
+	Traffic  Traffic  `yaml:"traffic"`
+	// Warmup is virtual time for the mesh to form before traffic starts.
+	Warmup Duration `yaml:"warmup"`
+	// Drain is virtual time after the last publish for messages to arrive.
+	Drain       Duration        `yaml:"drain"`
+	Adversaries []AdversarySpec `yaml:"adversaries"`
+}
+
+// Topology says which nodes are linked. Only linked nodes can connect, so
+// GossipSub's peer exchange cannot flatten it.
+type Topology struct {
+	// Kind: "random" (each node links to Degree random others, plus a ring
+	// so the graph is connected).
+	Kind   string `yaml:"kind"`
+	Degree int    `yaml:"degree"`
+}
+
+// Link sets every link's one-way latency: LatencyMS ± JitterPct percent,
+// drawn once per link (per-packet jitter would reorder a TCP-like stream,
+// which the in-memory network does not model).
+type Link struct {
+	LatencyMS float64 `yaml:"latency_ms"`
+	JitterPct float64 `yaml:"jitter_pct"`
+}
+
+// Traffic is the honest publishing schedule.
+type Traffic struct {
+	Topic string `yaml:"topic"`
+	// Publishers are the first Publishers honest nodes.
+	Publishers int `yaml:"publishers"`
+	// Messages each publisher sends, one per Interval, starting at a
+	// random offset within the first Interval.
+	Messages int      `yaml:"messages"`
+	Interval Duration `yaml:"interval"`
+	// Size of each payload in bytes.
+	Size int `yaml:"size"`
+	// WorkBits is the proof of work the topic requires (leading zero bits
+	// of the envelope ID); honest publishers mint it.
+	WorkBits uint8 `yaml:"work_bits"`
+}
+
+// AdversarySpec configures one group of attackers; Type selects the
+// Adversary implementation (see Adversaries).
+type AdversarySpec struct {
+	Type  string `yaml:"type"`
+	Count int    `yaml:"count"`
+	// Targets is how many random honest nodes each attacker links to.
+	Targets int `yaml:"targets"`
+	// Rate is messages per second per attacker.
+	Rate float64 `yaml:"rate"`
+	// Start is when the attack begins, after warmup.
+	Start Duration `yaml:"start"`
+}
+
+// Duration is a time.Duration written as "2m", "250ms" in YAML.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// MaxScenarioSize bounds a scenario file.
+const MaxScenarioSize = 1 << 20
+
+// ParseScenario decodes a YAML scenario strictly (unknown fields are
+// errors naming their line), fills defaults and validates it.
+func ParseScenario(b []byte) (Scenario, error) {
+	if len(b) > MaxScenarioSize {
+		return Scenario{}, fmt.Errorf("%w: %d bytes exceeds %d", ErrScenario, len(b), MaxScenarioSize)
+	}
+	var sc Scenario
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&sc); err != nil {
+		return Scenario{}, fmt.Errorf("%w: %v", ErrScenario, err)
+	}
+	sc.fillDefaults()
+	if err := sc.Validate(); err != nil {
+		return Scenario{}, err
+	}
+	return sc, nil
+}
+
+func (sc *Scenario) fillDefaults() {
+	if sc.Topology.Kind == "" {
+		sc.Topology.Kind = "random"
+	}
+	if sc.Topology.Degree == 0 {
+		sc.Topology.Degree = 8
+	}
+	if sc.Traffic.Topic == "" {
+		sc.Traffic.Topic = "sim"
+	}
+	if sc.Traffic.Interval.Duration == 0 {
+		sc.Traffic.Interval.Duration = time.Second
+	}
+	if sc.Traffic.Size == 0 {
+		sc.Traffic.Size = 256
+	}
+	if sc.Warmup.Duration == 0 {
+		sc.Warmup.Duration = 5 * time.Second
+	}
+	if sc.Drain.Duration == 0 {
+		sc.Drain.Duration = 5 * time.Second
+	}
+	for i := range sc.Adversaries {
+		a := &sc.Adversaries[i]
+		if a.Targets == 0 {
+			a.Targets = 4
+		}
+		if a.Rate == 0 {
+			a.Rate = 20
+		}
+	}
+}
+
+// Validate reports the first field outside its range.
+func (sc Scenario) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrScenario, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case sc.Nodes < 2 || sc.Nodes > 20000:
+		return bad("nodes: %d outside 2..20000", sc.Nodes)
+	case sc.Topology.Kind != "random":
+		return bad("topology.kind: %q (want random)", sc.Topology.Kind)
+	case sc.Topology.Degree < 1 || sc.Topology.Degree >= sc.Nodes:
+		return bad("topology.degree: %d outside 1..nodes-1", sc.Topology.Degree)
+	case sc.Link.LatencyMS < 0 || sc.Link.LatencyMS > 10000:
+		return bad("link.latency_ms: %v outside 0..10000", sc.Link.LatencyMS)
+	case sc.Link.JitterPct < 0 || sc.Link.JitterPct >= 100:
+		return bad("link.jitter_pct: %v outside 0..<100", sc.Link.JitterPct)
+	case sc.Traffic.Publishers < 1 || sc.Traffic.Publishers > sc.Nodes:
+		return bad("traffic.publishers: %d outside 1..nodes", sc.Traffic.Publishers)
+	case sc.Traffic.Messages < 1 || sc.Traffic.Messages > 100000:
+		return bad("traffic.messages: %d outside 1..100000", sc.Traffic.Messages)
+	case sc.Traffic.Interval.Duration <= 0:
+		return bad("traffic.interval: must be positive")
+	case sc.Traffic.Size < 8 || sc.Traffic.Size > 60000:
+		return bad("traffic.size: %d outside 8..60000", sc.Traffic.Size)
+	case sc.Traffic.WorkBits > 24:
+		return bad("traffic.work_bits: %d above 24", sc.Traffic.WorkBits)
+	case sc.Warmup.Duration < 0 || sc.Drain.Duration < 0:
+		return bad("warmup and drain must not be negative")
+	}
+	for i, a := range sc.Adversaries {
+		if _, ok := adversaryTypes[a.Type]; !ok {
+			return bad("adversaries[%d].type: unknown %q (known: %v)", i, a.Type, AdversaryTypes())
+		}
+		if a.Count < 1 || a.Count > 10000 || a.Targets < 1 || a.Targets > sc.Nodes || a.Rate <= 0 || a.Rate > 10000 {
+			return bad("adversaries[%d]: count 1..10000, targets 1..nodes, rate in (0, 10000]", i)
+		}
+	}
+	return nil
+}
+
+// ErrScenario wraps every scenario error.
+var ErrScenario = errors.New("sim: bad scenario")
