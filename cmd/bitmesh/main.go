@@ -43,7 +43,8 @@ var commands = []command{
 	{"ban", "ban a peer or device (persists across restarts)", runBan},
 	{"unban", "lift a ban", runUnban},
 	{"cert", "issue, revoke or show device certificates (permissioned meshes)", runCert},
-	{"log", "verify a message receipt offline", runLog},
+	{"log", "show a node's Merkle logs, export and verify message receipts", runLog},
+	{"sim", "run a swarm of real nodes in virtual time and report", runSim},
 }
 
 func usage(w io.Writer) {

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bitmesh/bitmesh/examples/scenarios"
+	"github.com/bitmesh/bitmesh/internal/vtime"
+	"github.com/bitmesh/bitmesh/sim"
+)
+
+// runSim dispatches `bitmesh sim …`.
+func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
+		fmt.Fprintln(stderr, "Usage: bitmesh sim SUBCOMMAND [flags]\n\n"+
+			"  run   run a scenario (a shipped name or a YAML file) in virtual time\n"+
+			"  list  list the shipped scenarios")
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	switch args[0] {
+	case "list":
+		for _, n := range scenarios.Names() {
+			fmt.Fprintln(stdout, n)
+		}
+		return nil
+	case "run":
+		return runSimRun(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "bitmesh sim: unknown subcommand %q (want run or list)\n", args[0])
+	return errUsage
+}
+
+func runSimRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sim run", "sim run [--out DIR] [--json] SCENARIO", stderr)
+	out := fs.String("out", "", "write report.json and report.md to DIR")
+	asJSON := fs.Bool("json", false, "print the report as JSON instead of the summary")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	b, err := scenarios.Read(pos[0])
+	if err != nil {
+		if b, err = os.ReadFile(pos[0]); err != nil {
+			return fmt.Errorf("scenario %q is neither shipped (bitmesh sim list) nor a readable file: %w", pos[0], err)
+		}
+	}
+	sc, err := sim.ParseScenario(b)
+	if err != nil {
+		return err
+	}
+	var rep sim.Report
+	var runErr error
+	if err := vtime.WithT(func(t *testing.T) { rep, runErr = sim.Run(t, sc, stderr) }); err != nil {
+		return errors.Join(err, runErr)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if *out != "" {
+		if err := writeReport(*out, rep); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	_, err = io.WriteString(stdout, sim.Summary(rep))
+	return err
+}
+
+func writeReport(dir string, rep sim.Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	md := "# Simulation report: " + rep.Scenario + "\n\n" + strings.TrimRight(sim.Summary(rep), "\n") + "\n"
+	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(md), 0o644)
+}

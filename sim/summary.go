@@ -1,0 +1,30 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Summary renders a report as a Markdown table: what report.md holds and
+// `bitmesh sim run` prints.
+func Summary(r Report) string {
+	var b strings.Builder
+	row := func(k, format string, a ...any) { fmt.Fprintf(&b, "| %s | %s |\n", k, fmt.Sprintf(format, a...)) }
+	b.WriteString("| metric | value |\n| --- | --- |\n")
+	row("honest nodes / links", "%d / %d", r.Nodes, r.Links)
+	row("messages published", "%d", r.Messages)
+	row("honest delivery", "%.4f %%", 100*r.HonestDeliveryRatio)
+	row("latency p50 / p95 / p99 / max", "%.1f / %.1f / %.1f / %.1f ms", r.LatencyMS.P50, r.LatencyMS.P95, r.LatencyMS.P99, r.LatencyMS.Max)
+	row("shortest path p50 / p99", "%.1f / %.1f ms", r.ShortestPathMS.P50, r.ShortestPathMS.P99)
+	if r.ShortestPathMS.P99 > 0 {
+		row("latency p99 / shortest-path p99", "%.3f", r.LatencyMS.P99/r.ShortestPathMS.P99)
+	}
+	row("bytes per node mean / p50 / max", "%.0f / %.0f / %.0f", r.BytesPerNode.Mean, r.BytesPerNode.P50, r.BytesPerNode.Max)
+	row("duplicates per delivery", "%.2f", r.DuplicatesPerDeliv)
+	row("attackers banned by all neighbours", "%d of %d", r.AttackersBanned, r.Attackers)
+	if n := len(r.BanSeconds); n > 0 {
+		row("time to ban (median / max)", "%.2f / %.2f s", r.BanSeconds[n/2], r.BanSeconds[n-1])
+	}
+	row("virtual / wall time", "%.0f s / %.1f s", r.VirtualSeconds, r.WallSeconds)
+	return b.String()
+}
