@@ -14,7 +14,7 @@ type seenCache struct {
 	ttl   time.Duration
 	max   int
 	byID  map[ID]seenEntry
-	order []seenKey // insertion order: a ring of capacity max
+	order []seenKey // insertion order: a ring, grown by doubling up to max
 	head  int       // index of the oldest key in order
 	n     int       // live keys in order
 }
@@ -30,8 +30,23 @@ type seenKey struct {
 	expires time.Time
 }
 
+// initialSeenRing is the ring's first capacity. The cache grows to max
+// only under traffic: allocating max up front cost an idle node about
+// 19 MB at the default max of 65536, which a small board (or a simulator
+// running thousands of nodes) should not pay for nothing.
+const initialSeenRing = 256
+
 func newSeenCache(max int, ttl time.Duration) *seenCache {
-	return &seenCache{ttl: ttl, max: max, byID: make(map[ID]seenEntry, max), order: make([]seenKey, max)}
+	return &seenCache{ttl: ttl, max: max, byID: make(map[ID]seenEntry), order: make([]seenKey, min(max, initialSeenRing))}
+}
+
+// grow doubles the ring (up to max), keeping the oldest key first.
+func (c *seenCache) grow() {
+	next := make([]seenKey, min(c.max, 2*len(c.order)))
+	for i := range c.n {
+		next[i] = c.order[(c.head+i)%len(c.order)]
+	}
+	c.order, c.head = next, 0
 }
 
 // get returns the cached verdict for (id, sig). A cached ID with a different
@@ -56,8 +71,10 @@ func (c *seenCache) put(now time.Time, id ID, e seenEntry) {
 	}
 	if c.n == c.max {
 		c.evictOldest()
+	} else if c.n == len(c.order) {
+		c.grow()
 	}
-	c.order[(c.head+c.n)%c.max] = seenKey{id: id, expires: now.Add(c.ttl)}
+	c.order[(c.head+c.n)%len(c.order)] = seenKey{id: id, expires: now.Add(c.ttl)}
 	c.n++
 	c.byID[id] = e
 }
@@ -71,7 +88,7 @@ func (c *seenCache) expire(now time.Time) {
 func (c *seenCache) evictOldest() {
 	delete(c.byID, c.order[c.head].id)
 	c.order[c.head] = seenKey{}
-	c.head = (c.head + 1) % c.max
+	c.head = (c.head + 1) % len(c.order)
 	c.n--
 }
 
