@@ -455,27 +455,35 @@ type OTSLeaf struct {
 	Attestation OTSAttestation
 }
 
+// visit calls f on every node of the tree with the message it commits to,
+// parents before children, evaluating ops from msg on the way down.
+func (t *OTSTimestamp) visit(msg []byte, f func(t *OTSTimestamp, msg []byte) error) error {
+	if err := f(t, msg); err != nil {
+		return err
+	}
+	for _, br := range t.Ops {
+		r, err := br.Op.Apply(msg)
+		if err != nil {
+			return err
+		}
+		if err := br.Stamp.visit(r, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Leaves evaluates the tree from msg and returns every attestation with
 // its message.
 func (t *OTSTimestamp) Leaves(msg []byte) ([]OTSLeaf, error) {
 	var out []OTSLeaf
-	var walk func(t *OTSTimestamp, msg []byte) error
-	walk = func(t *OTSTimestamp, msg []byte) error {
+	err := t.visit(msg, func(t *OTSTimestamp, msg []byte) error {
 		for _, a := range t.Attestations {
 			out = append(out, OTSLeaf{Msg: msg, Attestation: a})
 		}
-		for _, br := range t.Ops {
-			r, err := br.Op.Apply(msg)
-			if err != nil {
-				return err
-			}
-			if err := walk(br.Stamp, r); err != nil {
-				return err
-			}
-		}
 		return nil
-	}
-	return out, walk(t, msg)
+	})
+	return out, err
 }
 
 // verifyOTSAnchor checks a KindOpenTimestamps proof offline: the file

@@ -131,8 +131,9 @@ func (o *OTSAnchorer) Upgrade(ctx context.Context, p AnchorProof) (AnchorProof, 
 		return p, err
 	}
 	var errs []error
-	var walk func(t *OTSTimestamp, msg []byte) error
-	walk = func(t *OTSTimestamp, msg []byte) error {
+	// Merging adds ops below t, which visit then walks too: an upgrade
+	// that itself ends in a pending attestation is followed in one call.
+	err = f.Timestamp.visit(f.Digest[:], func(t *OTSTimestamp, msg []byte) error {
 		for _, a := range slices.Clone(t.Attestations) {
 			if a.Tag != OTSPendingTag {
 				continue
@@ -145,29 +146,18 @@ func (o *OTSAnchorer) Upgrade(ctx context.Context, p AnchorProof) (AnchorProof, 
 				continue // not a calendar we trust to talk to
 			}
 			b, err := o.do(ctx, http.MethodGet, strings.TrimRight(uri, "/")+"/timestamp/"+hex.EncodeToString(msg), nil)
-			if err != nil {
-				errs = append(errs, err)
-				continue
+			if err == nil {
+				var up *OTSTimestamp
+				if up, err = ParseTimestamp(b); err == nil {
+					t.Merge(up)
+					continue
+				}
 			}
-			up, err := ParseTimestamp(b)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			t.Merge(up)
-		}
-		for _, br := range t.Ops {
-			r, err := br.Op.Apply(msg)
-			if err != nil {
-				return err
-			}
-			if err := walk(br.Stamp, r); err != nil {
-				return err
-			}
+			errs = append(errs, err)
 		}
 		return nil
-	}
-	if err := walk(f.Timestamp, f.Digest[:]); err != nil {
+	})
+	if err != nil {
 		return p, err
 	}
 	b, err := f.Marshal()

@@ -139,6 +139,22 @@ func DeviceSubject(d identity.DeviceID) Subject {
 
 func (s Subject) String() string { return s.Kind.String() + ":" + s.ID }
 
+// PeerID returns the libp2p peer the subject names: the peer itself, or
+// the peer of the device's key (device and peer are one key).
+func (s Subject) PeerID() (peer.ID, error) {
+	switch s.Kind {
+	case SubjectPeer:
+		return peer.Decode(s.ID)
+	case SubjectDevice:
+		d, err := identity.ParseDeviceID(s.ID)
+		if err != nil {
+			return "", err
+		}
+		return d.PeerID()
+	}
+	return "", fmt.Errorf("antispam: subject %s names no peer", s)
+}
+
 func compareSubjects(a, b Subject) int {
 	return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.ID, b.ID))
 }

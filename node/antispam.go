@@ -99,23 +99,8 @@ func (n *Node) peerBanned(p peer.ID) bool {
 // handed to a node goroutine. Bans happen only once the node is started.
 func (n *Node) onBan(b antispam.Ban) {
 	n.log.Warn("banned", "subject", b.Subject, "until", b.Until, "reason", b.Reason)
-	var p peer.ID
-	switch b.Subject.Kind {
-	case antispam.SubjectPeer:
-		id, err := peer.Decode(b.Subject.ID)
-		if err != nil {
-			return
-		}
-		p = id
-	case antispam.SubjectDevice:
-		d, err := identity.ParseDeviceID(b.Subject.ID)
-		if err != nil {
-			return
-		}
-		if p, err = d.PeerID(); err != nil {
-			return
-		}
-	default:
+	p, err := b.Subject.PeerID()
+	if err != nil {
 		return
 	}
 	n.goIfRunning(func(context.Context) { _ = n.host.Network().ClosePeer(p) })

@@ -133,7 +133,7 @@ func run(sc Scenario, progress io.Writer) (Report, error) {
 			if err != nil {
 				return Report{}, err
 			}
-			rec.addAttacker(h.ID(), key.DeviceID())
+			rec.addAttacker(h.ID())
 			for _, target := range rng.Perm(sc.Nodes)[:spec.Targets] {
 				if err := link(mn, h.ID(), nodes[target].id, g.linkLatency(rng)); err != nil {
 					return Report{}, err

@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/bitmesh/bitmesh/antispam"
-	"github.com/bitmesh/bitmesh/identity"
 )
 
 // Report is a run's result; its JSON form is report.json
@@ -65,7 +64,6 @@ type recorder struct {
 	published map[uint64]published
 	delivered map[uint64]map[int]time.Time
 	attackers map[peer.ID]*attacker
-	byDevice  map[identity.DeviceID]peer.ID
 	attackAt  time.Time
 }
 
@@ -81,7 +79,7 @@ type attacker struct {
 
 func newRecorder(sc Scenario) *recorder {
 	return &recorder{sc: sc, published: map[uint64]published{}, delivered: map[uint64]map[int]time.Time{},
-		attackers: map[peer.ID]*attacker{}, byDevice: map[identity.DeviceID]peer.ID{}}
+		attackers: map[peer.ID]*attacker{}}
 }
 
 func (r *recorder) publish(msg uint64, from int, at time.Time) {
@@ -118,11 +116,10 @@ func (r *recorder) expected() int {
 	return r.sc.Traffic.Publishers * r.sc.Traffic.Messages * (r.sc.Nodes - 1)
 }
 
-func (r *recorder) addAttacker(p peer.ID, d identity.DeviceID) {
+func (r *recorder) addAttacker(p peer.ID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.attackers[p] = &attacker{neighbours: map[int]bool{}, bannedBy: map[int]time.Time{}}
-	r.byDevice[d] = p
 }
 
 func (r *recorder) attackerLinked(p peer.ID, node int) {
@@ -143,20 +140,9 @@ func (r *recorder) attackStarted(at time.Time) {
 func (r *recorder) ban(node int, b antispam.Ban, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var p peer.ID
-	switch b.Subject.Kind {
-	case antispam.SubjectPeer:
-		id, err := peer.Decode(b.Subject.ID)
-		if err != nil {
-			return
-		}
-		p = id
-	case antispam.SubjectDevice:
-		d, err := identity.ParseDeviceID(b.Subject.ID)
-		if err != nil {
-			return
-		}
-		p = r.byDevice[d]
+	p, err := b.Subject.PeerID()
+	if err != nil {
+		return
 	}
 	if a, ok := r.attackers[p]; ok {
 		if _, dup := a.bannedBy[node]; !dup {
