@@ -31,6 +31,13 @@ type Report struct {
 	BanSeconds     []float64 `json:"ban_seconds"`
 	WallSeconds    float64   `json:"wall_seconds"`
 	VirtualSeconds float64   `json:"virtual_seconds"`
+
+	samples samples // for plots; not in report.json
+}
+
+// samples are a run's raw distributions, sorted.
+type samples struct {
+	latency, shortest, nodeBytes []float64
 }
 
 // Percentiles of a distribution, in milliseconds.
@@ -192,6 +199,7 @@ func (r *recorder) report(nodes []*honest, virtual time.Duration) Report {
 		rep.HonestDeliveryRatio = float64(delivered) / float64(want)
 	}
 	rep.LatencyMS, rep.ShortestPathMS = percentiles(lat), percentiles(sp)
+	rep.samples.latency, rep.samples.shortest = lat, sp // sorted by percentiles
 
 	var bytes []float64
 	var dups int64
@@ -205,6 +213,7 @@ func (r *recorder) report(nodes []*honest, virtual time.Duration) Report {
 		rep.DuplicatesPerDeliv = float64(dups) / float64(delivered)
 	}
 	rep.BytesPerNode = spread(bytes)
+	rep.samples.nodeBytes = bytes
 
 	for _, a := range r.attackers {
 		if len(a.neighbours) == 0 || len(a.bannedBy) < len(a.neighbours) {

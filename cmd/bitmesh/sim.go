@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 
@@ -42,8 +43,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 func runSimRun(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sim run", "sim run [--out DIR] [--json] SCENARIO", stderr)
-	out := fs.String("out", "", "write report.json and report.md to DIR")
+	out := fs.String("out", "", "write report.json, report.md and SVG plots to DIR")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of the summary")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to FILE (go tool pprof)")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -57,6 +59,17 @@ func runSimRun(args []string, stdout, stderr io.Writer) error {
 	sc, err := sim.ParseScenario(b)
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var rep sim.Report
 	var runErr error
@@ -89,6 +102,13 @@ func writeReport(dir string, rep sim.Report) error {
 	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	md := "# Simulation report: " + rep.Scenario + "\n\n" + strings.TrimRight(sim.Summary(rep), "\n") + "\n"
+	plots, err := sim.WritePlots(dir, rep)
+	if err != nil {
+		return err
+	}
+	md := "# Simulation report: " + rep.Scenario + "\n\n" + strings.TrimRight(sim.Summary(rep), "\n") + "\n\n"
+	for _, p := range plots {
+		md += fmt.Sprintf("![%s](%s)\n", filepath.Base(p), filepath.Base(p))
+	}
 	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(md), 0o644)
 }
