@@ -31,8 +31,10 @@ type AttackEnv struct {
 	Attackers []Attacker
 	// Network and Topic are the mesh's network name and the honest topic.
 	Network, Topic string
-	Spec           AdversarySpec
-	Rand           *rand.Rand
+	// Honest are the honest nodes' device IDs, by index.
+	Honest []identity.DeviceID
+	Spec   AdversarySpec
+	Rand   *rand.Rand
 }
 
 // Attacker is one hostile host.
@@ -45,6 +47,9 @@ type Attacker struct {
 var adversaryTypes = map[string]func() Adversary{
 	"spam-no-pow":       func() Adversary { return spam{signature: true} },
 	"invalid-signature": func() Adversary { return spam{signature: false} },
+	"covert-flash":      func() Adversary { return sybil{silence: true} },
+	"eclipse":           func() Adversary { return sybil{silence: true} },
+	"censor":            func() Adversary { return sybil{censor: true} },
 }
 
 // AdversaryTypes lists the known adversary types, sorted.

@@ -112,7 +112,7 @@ func run(sc Scenario, progress io.Writer) (Report, error) {
 	}
 	closers = append(closers, readers.Wait) // after the nodes' Close (defers run backwards)
 
-	g := randomGraph(rng, sc.Nodes, sc.Topology.Degree, sc.Link)
+	g := newGraph(rng, sc)
 	rec.graph = g
 	for _, e := range g.edges {
 		if err := link(mn, nodes[e.a].id, nodes[e.b].id, e.latency); err != nil {
@@ -120,10 +120,14 @@ func run(sc Scenario, progress io.Writer) (Report, error) {
 		}
 	}
 
+	honestIDs := make([]identity.DeviceID, len(nodes))
+	for i, h := range nodes {
+		honestIDs[i] = h.n.DeviceID()
+	}
 	var attackWG sync.WaitGroup
 	attackErrs := make(chan error, len(sc.Adversaries))
 	for ai, spec := range sc.Adversaries {
-		env := AttackEnv{Network: node.LocalConfig().Network, Topic: sc.Traffic.Topic, Spec: spec, Rand: rand.New(rand.NewPCG(sc.Seed, uint64(ai)+1))}
+		env := AttackEnv{Network: node.LocalConfig().Network, Topic: sc.Traffic.Topic, Spec: spec, Rand: rand.New(rand.NewPCG(sc.Seed, uint64(ai)+1)), Honest: honestIDs}
 		for range spec.Count {
 			key, err := keyFrom(rng)
 			if err != nil {
@@ -134,7 +138,11 @@ func run(sc Scenario, progress io.Writer) (Report, error) {
 				return Report{}, err
 			}
 			rec.addAttacker(h.ID())
-			for _, target := range rng.Perm(sc.Nodes)[:spec.Targets] {
+			targets := rng.Perm(sc.Nodes)[:spec.Targets]
+			if spec.Type == "eclipse" {
+				targets = []int{spec.Target} // all sybils crowd one node
+			}
+			for _, target := range targets {
 				if err := link(mn, h.ID(), nodes[target].id, g.linkLatency(rng)); err != nil {
 					return Report{}, err
 				}
@@ -184,6 +192,15 @@ func run(sc Scenario, progress io.Writer) (Report, error) {
 	}
 
 	end := start.Add(sc.Warmup.Duration + time.Duration(sc.Traffic.Messages)*sc.Traffic.Interval.Duration + sc.Drain.Duration)
+	ids := make([]peer.ID, len(nodes))
+	for i, h := range nodes {
+		ids[i] = h.id
+	}
+	disrupted := make(chan struct{})
+	go func() {
+		defer close(disrupted)
+		disrupt(sc, g, newLinks(mn, ids, g), rand.New(rand.NewPCG(sc.Seed, 0xc0ffee)), start.Add(sc.Warmup.Duration), end)
+	}()
 	for now := time.Now(); now.Before(end); now = time.Now() {
 		time.Sleep(min(time.Second, end.Sub(now)))
 		if progress != nil {
@@ -195,6 +212,7 @@ func run(sc Scenario, progress io.Writer) (Report, error) {
 		fmt.Fprintln(progress)
 	}
 	pubWG.Wait()
+	<-disrupted
 	close(pubErrs)
 	if err := <-pubErrs; err != nil {
 		return Report{}, err

@@ -13,31 +13,64 @@ type edge struct {
 
 // graph is the honest topology: undirected links with one-way latencies.
 type graph struct {
-	n     int
-	edges []edge
-	adj   [][]edge // by node; each edge listed at both ends
-	link  Link
+	n         int
+	edges     []edge
+	adj       [][]edge // by node; each edge listed at both ends
+	link      Link
+	seen      map[[2]int]bool
+	latencyOf func(a, b int) time.Duration // regions; nil: link.latency_ms
 }
 
-// randomGraph links every node to degree random others and closes a ring
-// through all nodes, so the graph is connected whatever the draw.
-func randomGraph(rng *rand.Rand, n, degree int, l Link) *graph {
-	g := &graph{n: n, adj: make([][]edge, n), link: l}
-	seen := make(map[[2]int]bool)
-	add := func(a, b int) {
-		if a == b {
-			return
+// newGraph builds the scenario's topology.
+func newGraph(rng *rand.Rand, sc Scenario) *graph {
+	t := sc.Topology
+	g := &graph{n: sc.Nodes, adj: make([][]edge, sc.Nodes), link: sc.Link, seen: make(map[[2]int]bool)}
+	switch t.Kind {
+	case "explicit":
+		for _, e := range t.Edges {
+			g.add(int(e[0]), int(e[1]), time.Duration(e[2]*float64(time.Millisecond)))
 		}
-		k := [2]int{min(a, b), max(a, b)}
-		if seen[k] {
-			return
+		return g
+	case "regions":
+		regions := len(t.RegionLatencyMS)
+		g.latencyOf = func(a, b int) time.Duration {
+			base := t.RegionLatencyMS[a%regions][b%regions]
+			return jittered(rng, base, sc.Link.JitterPct)
 		}
-		seen[k] = true
-		e := edge{a: a, b: b, latency: g.linkLatency(rng)}
-		g.edges = append(g.edges, e)
-		g.adj[a] = append(g.adj[a], e)
-		g.adj[b] = append(g.adj[b], e)
 	}
+	g.randomLinks(rng, t.Degree)
+	return g
+}
+
+// add links a and b once; latency < 0 draws it.
+func (g *graph) add(a, b int, latency time.Duration) {
+	if a == b {
+		return
+	}
+	k := [2]int{min(a, b), max(a, b)}
+	if g.seen[k] {
+		return
+	}
+	g.seen[k] = true
+	e := edge{a: a, b: b, latency: latency}
+	g.edges = append(g.edges, e)
+	g.adj[a] = append(g.adj[a], e)
+	g.adj[b] = append(g.adj[b], e)
+}
+
+func (g *graph) drawLatency(rng *rand.Rand, a, b int) time.Duration {
+	if g.latencyOf != nil {
+		return g.latencyOf(a, b)
+	}
+	return g.linkLatency(rng)
+}
+
+// randomLinks links every node to degree random others and closes a ring
+// through all nodes, so the graph is connected whatever the draw.
+func (g *graph) randomLinks(rng *rand.Rand, degree int) {
+	n := g.n
+	add := func(a, b int) { g.add(a, b, g.drawLatency(rng, a, b)) }
+	seen := g.seen
 	order := rng.Perm(n)
 	for i := range order {
 		add(order[i], order[(i+1)%n])
@@ -51,12 +84,15 @@ func randomGraph(rng *rand.Rand, n, degree int, l Link) *graph {
 			}
 		}
 	}
-	return g
 }
 
 // linkLatency draws one link's latency: LatencyMS ± JitterPct percent.
 func (g *graph) linkLatency(rng *rand.Rand) time.Duration {
-	ms := g.link.LatencyMS * (1 + g.link.JitterPct/100*(2*rng.Float64()-1))
+	return jittered(rng, g.link.LatencyMS, g.link.JitterPct)
+}
+
+func jittered(rng *rand.Rand, ms, pct float64) time.Duration {
+	ms *= 1 + pct/100*(2*rng.Float64()-1)
 	return time.Duration(ms * float64(time.Millisecond))
 }
 

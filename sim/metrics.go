@@ -28,9 +28,12 @@ type Report struct {
 	AttackersBanned     int             `json:"attackers_banned"`
 	// BanSeconds: for each banned attacker, virtual seconds from the start
 	// of its attack until the last of its honest neighbours banned it.
-	BanSeconds     []float64 `json:"ban_seconds"`
-	WallSeconds    float64   `json:"wall_seconds"`
-	VirtualSeconds float64   `json:"virtual_seconds"`
+	BanSeconds []float64 `json:"ban_seconds"`
+	// Targets reports the honest nodes that eclipse or censorship
+	// attacks aimed at.
+	Targets        []TargetReport `json:"targets,omitempty"`
+	WallSeconds    float64        `json:"wall_seconds"`
+	VirtualSeconds float64        `json:"virtual_seconds"`
 
 	samples samples // for plots; not in report.json
 }
@@ -38,6 +41,17 @@ type Report struct {
 // samples are a run's raw distributions, sorted.
 type samples struct {
 	latency, shortest, nodeBytes []float64
+}
+
+// TargetReport is how one attacked node fared: what it received of
+// others' messages, and how far its own messages got.
+type TargetReport struct {
+	Node          int         `json:"node"`
+	ReceivedRatio float64     `json:"received_ratio"`
+	ReceivedMS    Percentiles `json:"received_latency_ms"`
+	// PublishedRatio is the delivery ratio of the target's own messages
+	// (zero if it does not publish).
+	PublishedRatio float64 `json:"published_delivery_ratio"`
 }
 
 // Percentiles of a distribution, in milliseconds.
@@ -229,7 +243,38 @@ func (r *recorder) report(nodes []*honest, virtual time.Duration) Report {
 		rep.BanSeconds = append(rep.BanSeconds, last.Sub(r.attackAt).Seconds())
 	}
 	slices.Sort(rep.BanSeconds)
+	for _, a := range r.sc.Adversaries {
+		if (a.Type == "eclipse" || a.Type == "censor") && !slices.ContainsFunc(rep.Targets, func(t TargetReport) bool { return t.Node == a.Target }) {
+			rep.Targets = append(rep.Targets, r.target(a.Target))
+		}
+	}
 	return rep
+}
+
+// target computes a TargetReport. Callers hold r.mu.
+func (r *recorder) target(node int) TargetReport {
+	t := TargetReport{Node: node}
+	var lat []float64
+	var others, ownGot, ownWant int
+	for msg, pub := range r.published {
+		if pub.from == node {
+			ownGot += len(r.delivered[msg])
+			ownWant += r.sc.Nodes - 1
+			continue
+		}
+		others++
+		if at, ok := r.delivered[msg][node]; ok {
+			lat = append(lat, ms(at.Sub(pub.at)))
+		}
+	}
+	if others > 0 {
+		t.ReceivedRatio = float64(len(lat)) / float64(others)
+	}
+	if ownWant > 0 {
+		t.PublishedRatio = float64(ownGot) / float64(ownWant)
+	}
+	t.ReceivedMS = percentiles(lat)
+	return t
 }
 
 func (r *recorder) earliestPublish() time.Time {

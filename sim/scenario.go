@@ -25,15 +25,42 @@ type Scenario struct {
 	// Drain is virtual time after the last publish for messages to arrive.
 	Drain       Duration        `yaml:"drain"`
 	Adversaries []AdversarySpec `yaml:"adversaries"`
+	// Partitions cut the honest nodes into two sides for a while.
+	Partitions []Partition `yaml:"partitions"`
+	// Churn takes random honest non-publishing nodes offline and back.
+	Churn *Churn `yaml:"churn"`
+}
+
+// Partition disconnects nodes [0, Fraction·nodes) from the rest at At
+// (after warmup) and reconnects their links at Heal.
+type Partition struct {
+	At       Duration `yaml:"at"`
+	Heal     Duration `yaml:"heal"`
+	Fraction float64  `yaml:"fraction"`
+}
+
+// Churn: every Interval, Fraction of the non-publishing honest nodes lose
+// all their links for Downtime, then get them back.
+type Churn struct {
+	Interval Duration `yaml:"interval"`
+	Fraction float64  `yaml:"fraction"`
+	Downtime Duration `yaml:"downtime"`
 }
 
 // Topology says which nodes are linked. Only linked nodes can connect, so
 // GossipSub's peer exchange cannot flatten it.
 type Topology struct {
 	// Kind: "random" (each node links to Degree random others, plus a ring
-	// so the graph is connected).
+	// so the graph is connected), "regions" (the same, with nodes spread
+	// round-robin over regions and each link's latency taken from
+	// RegionLatencyMS instead of link.latency_ms), or "explicit" (Edges).
 	Kind   string `yaml:"kind"`
 	Degree int    `yaml:"degree"`
+	// RegionLatencyMS[i][j] is the one-way latency between regions i and
+	// j (symmetric, square); link.jitter_pct applies on top.
+	RegionLatencyMS [][]float64 `yaml:"region_latency_ms"`
+	// Edges lists [a, b, latency_ms] triples for kind explicit.
+	Edges [][3]float64 `yaml:"edges"`
 }
 
 // Link sets every link's one-way latency: LatencyMS ± JitterPct percent,
@@ -71,6 +98,12 @@ type AdversarySpec struct {
 	Rate float64 `yaml:"rate"`
 	// Start is when the attack begins, after warmup.
 	Start Duration `yaml:"start"`
+	// Strike, for sybils that first behave (covert-flash, eclipse), is
+	// when after Start they all turn at once.
+	Strike Duration `yaml:"strike"`
+	// Target is the honest node (by index) an eclipse or censorship
+	// attack aims at; the report then gives its own delivery figures.
+	Target int `yaml:"target"`
 }
 
 // Duration is a time.Duration written as "2m", "250ms" in YAML.
@@ -156,9 +189,9 @@ func (sc Scenario) Validate() error {
 	switch {
 	case sc.Nodes < 2 || sc.Nodes > 20000:
 		return bad("nodes: %d outside 2..20000", sc.Nodes)
-	case sc.Topology.Kind != "random":
-		return bad("topology.kind: %q (want random)", sc.Topology.Kind)
-	case sc.Topology.Degree < 1 || sc.Topology.Degree >= sc.Nodes:
+	case sc.Topology.Kind != "random" && sc.Topology.Kind != "regions" && sc.Topology.Kind != "explicit":
+		return bad("topology.kind: %q (want random, regions or explicit)", sc.Topology.Kind)
+	case sc.Topology.Kind != "explicit" && (sc.Topology.Degree < 1 || sc.Topology.Degree >= sc.Nodes):
 		return bad("topology.degree: %d outside 1..nodes-1", sc.Topology.Degree)
 	case sc.Link.LatencyMS < 0 || sc.Link.LatencyMS > 10000:
 		return bad("link.latency_ms: %v outside 0..10000", sc.Link.LatencyMS)
@@ -177,12 +210,57 @@ func (sc Scenario) Validate() error {
 	case sc.Warmup.Duration < 0 || sc.Drain.Duration < 0:
 		return bad("warmup and drain must not be negative")
 	}
+	if err := sc.Topology.validate(sc.Nodes); err != nil {
+		return bad("%v", err)
+	}
+	for i, p := range sc.Partitions {
+		if p.Fraction <= 0 || p.Fraction >= 1 || p.At.Duration < 0 || p.Heal.Duration <= p.At.Duration {
+			return bad("partitions[%d]: fraction in (0, 1), 0 <= at < heal", i)
+		}
+	}
+	if c := sc.Churn; c != nil && (c.Fraction <= 0 || c.Fraction > 0.5 || c.Interval.Duration <= 0 || c.Downtime.Duration <= 0 || c.Downtime.Duration >= c.Interval.Duration) {
+		return bad("churn: fraction in (0, 0.5], 0 < downtime < interval")
+	}
 	for i, a := range sc.Adversaries {
 		if _, ok := adversaryTypes[a.Type]; !ok {
 			return bad("adversaries[%d].type: unknown %q (known: %v)", i, a.Type, AdversaryTypes())
 		}
 		if a.Count < 1 || a.Count > 10000 || a.Targets < 1 || a.Targets > sc.Nodes || a.Rate <= 0 || a.Rate > 10000 {
 			return bad("adversaries[%d]: count 1..10000, targets 1..nodes, rate in (0, 10000]", i)
+		}
+		if a.Target < 0 || a.Target >= sc.Nodes || a.Start.Duration < 0 || a.Strike.Duration < 0 {
+			return bad("adversaries[%d]: target 0..nodes-1, start and strike not negative", i)
+		}
+	}
+	return nil
+}
+
+func (t Topology) validate(nodes int) error {
+	switch t.Kind {
+	case "regions":
+		n := len(t.RegionLatencyMS)
+		if n < 2 || n > 64 {
+			return fmt.Errorf("topology.region_latency_ms: %d regions, want 2..64", n)
+		}
+		for i, row := range t.RegionLatencyMS {
+			if len(row) != n {
+				return fmt.Errorf("topology.region_latency_ms: row %d has %d entries, want %d", i, len(row), n)
+			}
+			for j, v := range row {
+				if v < 0 || v > 10000 || v != t.RegionLatencyMS[j][i] {
+					return fmt.Errorf("topology.region_latency_ms[%d][%d]: %v must be in 0..10000 and symmetric", i, j, v)
+				}
+			}
+		}
+	case "explicit":
+		if len(t.Edges) == 0 {
+			return errors.New("topology.edges: empty")
+		}
+		for i, e := range t.Edges {
+			a, b := int(e[0]), int(e[1])
+			if float64(a) != e[0] || float64(b) != e[1] || a < 0 || b < 0 || a >= nodes || b >= nodes || a == b || e[2] < 0 || e[2] > 10000 {
+				return fmt.Errorf("topology.edges[%d]: %v is not [a, b, latency_ms] with distinct nodes in 0..nodes-1", i, e)
+			}
 		}
 	}
 	return nil

@@ -25,6 +25,9 @@ func Summary(r Report) string {
 	if n := len(r.BanSeconds); n > 0 {
 		row("time to ban (median / max)", "%.2f / %.2f s", r.BanSeconds[n/2], r.BanSeconds[n-1])
 	}
+	for _, t := range r.Targets {
+		row(fmt.Sprintf("target node %d: received / own delivered", t.Node), "%.4f %% / %.4f %% (received p99 %.1f ms)", 100*t.ReceivedRatio, 100*t.PublishedRatio, t.ReceivedMS.P99)
+	}
 	row("virtual / wall time", "%.0f s / %.1f s", r.VirtualSeconds, r.WallSeconds)
 	return b.String()
 }

@@ -1,0 +1,86 @@
+package sim
+
+import (
+	"context"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/identity"
+)
+
+// sybil hosts run plain GossipSub on the topic and forward what they get,
+// so that honest nodes find them useful and take them into their meshes;
+// then, at Strike, they all turn at once. What they turn into is the
+// attack:
+//
+//   - covert-flash: silent — they stay connected but forward nothing (the
+//     gossipsub-hardening "covert flash" attack);
+//   - eclipse: the same, with every sybil linked to the Target node only,
+//     to crowd its mesh first;
+//   - censor: from the start, they forward everything except what the
+//     Target node publishes.
+type sybil struct {
+	silence bool // turn silent at Strike
+	censor  bool // drop the Target's envelopes throughout
+}
+
+func (s sybil) Run(ctx context.Context, env AttackEnv) error {
+	strike := time.Now().Add(env.Spec.Strike.Duration)
+	var target identity.DeviceID
+	if s.censor {
+		target = env.Honest[env.Spec.Target]
+	}
+	errs := make(chan error, len(env.Attackers))
+	for _, a := range env.Attackers {
+		go func() { errs <- s.serve(ctx, env, a, strike, target) }()
+	}
+	var first error
+	for range env.Attackers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (s sybil) serve(ctx context.Context, env AttackEnv, a Attacker, strike time.Time, target identity.DeviceID) error {
+	ps, err := pubsub.NewGossipSub(ctx, a.Host, pubsub.WithMessageIdFn(gossip.PubSubMessageID), pubsub.WithNoAuthor())
+	if err != nil {
+		return err
+	}
+	topic := "bitmesh/" + env.Network + "/" + env.Topic
+	// The validator decides what this sybil forwards: Accept forwards,
+	// Ignore drops without penalty on either side.
+	err = ps.RegisterTopicValidator(topic, func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		if s.silence && !time.Now().Before(strike) {
+			return pubsub.ValidationIgnore
+		}
+		if s.censor {
+			if e, err := gossip.Decode(m.GetData()); err == nil && e.Sender == target {
+				return pubsub.ValidationIgnore
+			}
+		}
+		return pubsub.ValidationAccept
+	})
+	if err != nil {
+		return err
+	}
+	t, err := ps.Join(topic)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	sub, err := t.Subscribe()
+	if err != nil {
+		return err
+	}
+	defer sub.Cancel()
+	for {
+		if _, err := sub.Next(ctx); err != nil {
+			return nil // ctx ended
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+)
+
+// links takes honest links down and up for partitions and churn. A link
+// that two disruptions cut comes back when both have ended.
+type links struct {
+	mn    mocknet.Mocknet
+	ids   []peer.ID
+	mu    sync.Mutex
+	down  map[[2]int]int // reasons each edge is down
+	edges map[[2]int]edge
+}
+
+func newLinks(mn mocknet.Mocknet, ids []peer.ID, g *graph) *links {
+	l := &links{mn: mn, ids: ids, down: map[[2]int]int{}, edges: map[[2]int]edge{}}
+	for _, e := range g.edges {
+		l.edges[[2]int{e.a, e.b}] = e
+	}
+	return l
+}
+
+func (l *links) cut(es []edge) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range es {
+		k := [2]int{e.a, e.b}
+		if l.down[k]++; l.down[k] == 1 {
+			a, b := l.ids[e.a], l.ids[e.b]
+			_ = l.mn.DisconnectPeers(a, b)
+			_ = l.mn.UnlinkPeers(a, b)
+		}
+	}
+}
+
+func (l *links) restore(es []edge) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range es {
+		k := [2]int{e.a, e.b}
+		if l.down[k]--; l.down[k] == 0 {
+			delete(l.down, k)
+			_ = link(l.mn, l.ids[e.a], l.ids[e.b], e.latency)
+		}
+	}
+}
+
+// disrupt runs the scenario's partitions and churn from start (the end of
+// warmup) until end, and returns when all links it cut are back.
+func disrupt(sc Scenario, g *graph, l *links, rng *rand.Rand, start, end time.Time) {
+	var wg sync.WaitGroup
+	for _, p := range sc.Partitions {
+		side := int(p.Fraction * float64(sc.Nodes))
+		var crossing []edge
+		for _, e := range g.edges {
+			if (e.a < side) != (e.b < side) {
+				crossing = append(crossing, e)
+			}
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Until(start.Add(p.At.Duration)))
+			l.cut(crossing)
+			time.Sleep(time.Until(start.Add(p.Heal.Duration)))
+			l.restore(crossing)
+		}()
+	}
+	if c := sc.Churn; c != nil {
+		candidates := sc.Nodes - sc.Traffic.Publishers // publishers stay up
+		count := max(1, int(c.Fraction*float64(candidates)))
+		var rounds [][]edge
+		for at := c.Interval.Duration; start.Add(at).Before(end); at += c.Interval.Duration {
+			var es []edge
+			for _, i := range rng.Perm(candidates)[:count] {
+				es = append(es, g.adj[sc.Traffic.Publishers+i]...)
+			}
+			rounds = append(rounds, es)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, es := range rounds {
+				time.Sleep(time.Until(start.Add(time.Duration(i+1) * c.Interval.Duration)))
+				l.cut(es)
+				time.Sleep(c.Downtime.Duration)
+				l.restore(es)
+			}
+		}()
+	}
+	wg.Wait()
+}
