@@ -60,6 +60,11 @@ type AnchorAttestation struct {
 	BlockHeight int64     // -1 if the proof does not state it
 	MerkleRoot  [32]byte  // the block header's Merkle root the proof leads to, internal byte order
 	BlockTime   time.Time // zero if the proof carries no header
+	// Bits is the header's nBits: the proof of work offline verification
+	// checked against, which the header itself chose. 0x207fffff (regtest,
+	// simnet) costs nothing to forge; only a lookup of BlockHash in a node
+	// the reader trusts makes the attestation count.
+	Bits uint32
 }
 
 // AnchorDigest is what an anchor commits: SHA-256 of the checkpoint body

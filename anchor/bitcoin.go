@@ -178,6 +178,7 @@ func verifyBitcoinAnchor(a AnchorProof) (AnchorAttestation, error) {
 		BlockHeight: int64(p.height),
 		MerkleRoot:  hdr.MerkleRoot,
 		BlockTime:   hdr.Timestamp.UTC(),
+		Bits:        hdr.Bits,
 	}
 	for i := range hash { // display order is byte-reversed
 		at.BlockHash[i] = hash[len(hash)-1-i]

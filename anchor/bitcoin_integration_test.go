@@ -138,6 +138,9 @@ func TestBitcoinAnchorOnSimnet(t *testing.T) {
 		}
 		if round == 0 {
 			checkBitcoinProofTampering(t, done)
+			if os.Getenv("BITMESH_WRITE_BITCOIN_VECTOR") != "" {
+				writeBitcoinVector(t, c, done, at)
+			}
 		}
 	}
 }

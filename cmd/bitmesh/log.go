@@ -63,6 +63,7 @@ type anchorOutput struct {
 	BlockHash  string `json:"block_hash,omitempty"`
 	MerkleRoot string `json:"merkle_root,omitempty"`
 	BlockTime  string `json:"block_time,omitempty"`
+	Bits       string `json:"bits,omitempty"` // the header's nBits, hex
 }
 
 func describeAnchors(r anchor.Receipt) []anchorOutput {
@@ -78,6 +79,9 @@ func describeAnchors(r anchor.Receipt) []anchorOutput {
 			}
 			if !at.BlockTime.IsZero() {
 				o.BlockTime = at.BlockTime.UTC().Format(time.RFC3339)
+			}
+			if at.Bits != 0 {
+				o.Bits = fmt.Sprintf("%08x", at.Bits)
 			}
 		}
 		out = append(out, o)
@@ -140,7 +144,7 @@ func runLogVerify(args []string, stdout, stderr io.Writer) error {
 		case a.Pending:
 			_, err = fmt.Fprintf(stdout, "anchor %s: pending confirmation\n", a.Kind)
 		case a.BlockHash != "":
-			_, err = fmt.Fprintf(stdout, "anchor %s: in Bitcoin block %s (height %d, %s): check it is in the chain\n", a.Kind, a.BlockHash, a.Height, a.BlockTime)
+			_, err = fmt.Fprintf(stdout, "anchor %s: in Bitcoin block %s (height %d, %s, nBits %s): check it is in the chain\n", a.Kind, a.BlockHash, a.Height, a.BlockTime, a.Bits)
 		default:
 			_, err = fmt.Fprintf(stdout, "anchor %s: Bitcoin block at height %d must have Merkle root %s\n", a.Kind, a.Height, a.MerkleRoot)
 		}
