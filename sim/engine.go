@@ -112,7 +112,7 @@ func run(sc Scenario, progress io.Writer) (Report, error) {
 	}
 	closers = append(closers, readers.Wait) // after the nodes' Close (defers run backwards)
 
-	g := newGraph(rng, sc)
+	g := newGraph(stream(sc, streamGraph), sc)
 	rec.graph = g
 	for _, e := range g.edges {
 		if err := link(mn, nodes[e.a].id, nodes[e.b].id, e.latency); err != nil {
@@ -171,8 +171,9 @@ func run(sc Scenario, progress io.Writer) (Report, error) {
 	// j × interval.
 	var pubWG sync.WaitGroup
 	pubErrs := make(chan error, sc.Traffic.Publishers)
+	offsets := publishOffsets(sc)
 	for p := range sc.Traffic.Publishers {
-		offset := time.Duration(rng.Int64N(int64(sc.Traffic.Interval.Duration)))
+		offset := offsets[p]
 		pubWG.Add(1)
 		go func() {
 			defer pubWG.Done()
@@ -236,6 +237,26 @@ func link(mn mocknet.Mocknet, a, b peer.ID, latency time.Duration) error {
 	l.SetOptions(mocknet.LinkOptions{Latency: latency})
 	_, err = mn.ConnectPeers(a, b)
 	return err
+}
+
+// Random streams drawn from a scenario's seed. The topology and schedule
+// have streams of their own, so a real-process run (RunProcesses), which
+// draws no keys, gets the very same links, latencies and publish times.
+const (
+	streamGraph    = 0x6772617068
+	streamSchedule = 0x7363686564
+)
+
+func stream(sc Scenario, id uint64) *rand.Rand { return rand.New(rand.NewPCG(sc.Seed, id)) }
+
+// publishOffsets draws each publisher's offset within the first interval.
+func publishOffsets(sc Scenario) []time.Duration {
+	rng := stream(sc, streamSchedule)
+	out := make([]time.Duration, sc.Traffic.Publishers)
+	for i := range out {
+		out[i] = time.Duration(rng.Int64N(int64(sc.Traffic.Interval.Duration)))
+	}
+	return out
 }
 
 // keyFrom draws a device key from rng, so a seed reproduces the run.

@@ -31,3 +31,29 @@ func Summary(r Report) string {
 	row("virtual / wall time", "%.0f s / %.1f s", r.VirtualSeconds, r.WallSeconds)
 	return b.String()
 }
+
+// Compare renders a virtual-time and a real-process run of one scenario
+// side by side (Markdown).
+func Compare(virtual, real Report) string {
+	var b strings.Builder
+	row := func(k string, v, r string) { fmt.Fprintf(&b, "| %s | %s | %s |\n", k, v, r) }
+	f := func(format string, a ...any) string { return fmt.Sprintf(format, a...) }
+	b.WriteString("| metric | virtual time (sim) | real processes |\n| --- | --- | --- |\n")
+	row("nodes / links", f("%d / %d", virtual.Nodes, virtual.Links), f("%d / %d", real.Nodes, real.Links))
+	row("messages", f("%d", virtual.Messages), f("%d", real.Messages))
+	row("honest delivery", f("%.4f %%", 100*virtual.HonestDeliveryRatio), f("%.4f %%", 100*real.HonestDeliveryRatio))
+	for _, p := range []struct {
+		name string
+		v, r float64
+	}{
+		{"latency p50", virtual.LatencyMS.P50, real.LatencyMS.P50},
+		{"latency p95", virtual.LatencyMS.P95, real.LatencyMS.P95},
+		{"latency p99", virtual.LatencyMS.P99, real.LatencyMS.P99},
+		{"latency max", virtual.LatencyMS.Max, real.LatencyMS.Max},
+	} {
+		row(p.name, f("%.1f ms", p.v), f("%.1f ms", p.r))
+	}
+	row("shortest path p50 / p99", f("%.1f / %.1f ms", virtual.ShortestPathMS.P50, virtual.ShortestPathMS.P99), f("%.1f / %.1f ms", real.ShortestPathMS.P50, real.ShortestPathMS.P99))
+	row("wall time", f("%.1f s", virtual.WallSeconds), f("%.1f s", real.WallSeconds))
+	return b.String()
+}

@@ -21,8 +21,10 @@ import (
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
 		fmt.Fprintln(stderr, "Usage: bitmesh sim SUBCOMMAND [flags]\n\n"+
-			"  run   run a scenario (a shipped name or a YAML file) in virtual time\n"+
-			"  list  list the shipped scenarios")
+			"  run         run a scenario (a shipped name or a YAML file) in virtual time\n"+
+			"  crosscheck  run a small scenario twice, in virtual time and as real bitmesh\n"+
+			"              node processes on loopback with delayed links, side by side\n"+
+			"  list        list the shipped scenarios")
 		if len(args) == 0 {
 			return errUsage
 		}
@@ -36,6 +38,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	case "run":
 		return runSimRun(args[1:], stdout, stderr)
+	case "crosscheck":
+		return runSimCrosscheck(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "bitmesh sim: unknown subcommand %q (want run or list)\n", args[0])
 	return errUsage
@@ -50,13 +54,7 @@ func runSimRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := scenarios.Read(pos[0])
-	if err != nil {
-		if b, err = os.ReadFile(pos[0]); err != nil {
-			return fmt.Errorf("scenario %q is neither shipped (bitmesh sim list) nor a readable file: %w", pos[0], err)
-		}
-	}
-	sc, err := sim.ParseScenario(b)
+	sc, err := loadScenario(pos[0])
 	if err != nil {
 		return err
 	}
@@ -88,6 +86,70 @@ func runSimRun(args []string, stdout, stderr io.Writer) error {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
 	_, err = io.WriteString(stdout, sim.Summary(rep))
+	return err
+}
+
+// loadScenario reads a shipped scenario by name, or a YAML file.
+func loadScenario(name string) (sim.Scenario, error) {
+	b, err := scenarios.Read(name)
+	if err != nil {
+		if b, err = os.ReadFile(name); err != nil {
+			return sim.Scenario{}, fmt.Errorf("scenario %q is neither shipped (bitmesh sim list) nor a readable file: %w", name, err)
+		}
+	}
+	return sim.ParseScenario(b)
+}
+
+func runSimCrosscheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sim crosscheck", "sim crosscheck [--out DIR] [--bin FILE] SCENARIO", stderr)
+	out := fs.String("out", "", "write virtual.json, processes.json and crosscheck.md to DIR")
+	bin := fs.String("bin", "", "bitmesh binary for the node processes (default: this one)")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	sc, err := loadScenario(pos[0])
+	if err != nil {
+		return err
+	}
+	if *bin == "" {
+		if *bin, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	var virtual sim.Report
+	var runErr error
+	if err := vtime.WithT(func(t *testing.T) { virtual, runErr = sim.Run(t, sc, stderr) }); err != nil || runErr != nil {
+		return errors.Join(err, runErr)
+	}
+	work, err := os.MkdirTemp("", "bitmesh-crosscheck-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	real, err := sim.RunProcesses(ctx, sc, *bin, work, stderr)
+	if err != nil {
+		return err
+	}
+	table := sim.Compare(virtual, real)
+	if *out != "" {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+		for name, r := range map[string]sim.Report{"virtual.json": virtual, "processes.json": real} {
+			b, err := json.MarshalIndent(r, "", "  ")
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(*out, name), append(b, '\n'), 0o644); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(filepath.Join(*out, "crosscheck.md"), []byte(table), 0o644); err != nil {
+			return err
+		}
+	}
+	_, err = io.WriteString(stdout, table)
 	return err
 }
 

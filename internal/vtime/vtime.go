@@ -43,6 +43,15 @@ func WithT(f func(t *testing.T)) error {
 			return err
 		}
 	}
+	// Inside a test binary (bitmesh's own tests) -test.run may filter
+	// tests out: select ours for this run, then put it back.
+	if f := flag.Lookup("test.run"); f != nil {
+		old := f.Value.String()
+		if err := f.Value.Set("^VirtualTime$"); err != nil {
+			return err
+		}
+		defer f.Value.Set(old)
+	}
 	stdout := os.Stdout
 	os.Stdout = os.Stderr // Run prints PASS/FAIL on stdout
 	code := m.Run()
