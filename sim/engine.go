@@ -24,18 +24,31 @@ import (
 	"github.com/bitmesh/bitmesh/node"
 )
 
+// Option tunes a Run.
+type Option func(*runOptions)
+
+type runOptions struct{ atEnd func() }
+
+// AtEnd calls f when the run's virtual time is over, before any node
+// closes: the moment to take a heap profile of the whole swarm.
+func AtEnd(f func()) Option { return func(o *runOptions) { o.atEnd = f } }
+
 // Run runs sc in virtual time: t's test gets a synctest bubble in which
 // every node, link and adversary runs, and time advances only when all of
 // them wait. progress, if not nil, gets a line per virtual second.
-func Run(t *testing.T, sc Scenario, progress io.Writer) (Report, error) {
+func Run(t *testing.T, sc Scenario, progress io.Writer, opts ...Option) (Report, error) {
 	t.Helper()
 	if err := sc.Validate(); err != nil {
 		return Report{}, err
 	}
+	var o runOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var rep Report
 	var err error
 	wall := time.Now()
-	synctest.Test(t, func(*testing.T) { rep, err = run(sc, progress) })
+	synctest.Test(t, func(*testing.T) { rep, err = run(sc, progress, o) })
 	rep.WallSeconds = time.Since(wall).Seconds()
 	return rep, err
 }
@@ -48,7 +61,7 @@ type honest struct {
 }
 
 // run is the whole simulation; it must be called inside a synctest bubble.
-func run(sc Scenario, progress io.Writer) (Report, error) {
+func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	start := time.Now()
 	rng := rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x5851f42d4c957f2d))
 	mn := mocknet.New()
@@ -219,6 +232,9 @@ func run(sc Scenario, progress io.Writer) (Report, error) {
 		return Report{}, err
 	}
 	rep := rec.report(nodes, time.Since(start))
+	if o.atEnd != nil {
+		o.atEnd()
+	}
 	cancel()
 	attackWG.Wait()
 	close(attackErrs)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -50,6 +51,7 @@ func runSimRun(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "write report.json, report.md and SVG plots to DIR")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of the summary")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to FILE (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a heap profile of the whole swarm, taken as the run ends, to FILE")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
 		return err
@@ -71,7 +73,22 @@ func runSimRun(args []string, stdout, stderr io.Writer) error {
 	}
 	var rep sim.Report
 	var runErr error
-	if err := vtime.WithT(func(t *testing.T) { rep, runErr = sim.Run(t, sc, stderr) }); err != nil {
+	var opts []sim.Option
+	if *memProfile != "" {
+		opts = append(opts, sim.AtEnd(func() {
+			f, err := os.Create(*memProfile)
+			if err != nil {
+				fmt.Fprintln(stderr, "memprofile:", err)
+				return
+			}
+			defer f.Close()
+			runtime.GC()
+			if err := pprof.WriteHeapProfile(f); err != nil {
+				fmt.Fprintln(stderr, "memprofile:", err)
+			}
+		}))
+	}
+	if err := vtime.WithT(func(t *testing.T) { rep, runErr = sim.Run(t, sc, stderr, opts...) }); err != nil {
 		return errors.Join(err, runErr)
 	}
 	if runErr != nil {
