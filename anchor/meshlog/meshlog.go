@@ -285,6 +285,9 @@ func (m *MeshLog) appender(tl *topicLog) func(peer.ID, *gossip.Envelope, []byte)
 			return // the same envelope with another valid signature
 		}
 		i, err := tl.log.AppendOne(raw)
+		if errors.Is(err, anchor.ErrClosed) {
+			return // the node is closing; this envelope was never acknowledged
+		}
 		if err != nil {
 			m.logger().Error("log append failed", "topic", tl.topic, "err", err)
 			return
