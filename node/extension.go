@@ -92,7 +92,7 @@ func (n *Node) runHook(from peer.ID, r *gossip.Result, raw []byte) {
 		return
 	}
 	if h.Check != nil {
-		err := h.Check(from, r.Envelope)
+		err := h.Check(from, r.Envelope, raw)
 		v, mis := ext.CheckVerdict(err)
 		if v != gossip.Accept {
 			r.Verdict, r.Err = v, err

@@ -55,7 +55,7 @@ func peekOrigin(signed []byte) (c anchor.Checkpoint, network string, device iden
 // check is the Topic hook's validation: after the node has verified the
 // envelope, the message inside must be well formed, about a log of this
 // network, and signed as its kind requires. Failures are the sender's.
-func (m *MeshLog) check(_ peer.ID, env *gossip.Envelope) error {
+func (m *MeshLog) check(_ peer.ID, env *gossip.Envelope, _ []byte) error {
 	h, err := m.running()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ext.ErrIgnore, err)

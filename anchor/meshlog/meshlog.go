@@ -199,7 +199,7 @@ func (m *MeshLog) Start(h ext.Host) error {
 		h.Libp2p().Network().Notify(m.notifee)
 	}
 	for topic, tl := range m.logs {
-		if err := h.Watch(topic, ext.TopicHook{Accepted: m.appender(tl)}); err != nil {
+		if err := h.Watch(topic, ext.TopicHook{Check: m.appender(tl)}); err != nil {
 			return m.abortStart(err)
 		}
 	}
@@ -273,24 +273,26 @@ func (tl *topicLog) rebuildIndex() error {
 	return nil
 }
 
-// appender returns the Accepted hook of a logged topic: each accepted
-// envelope is appended durably before subscribers see it.
-func (m *MeshLog) appender(tl *topicLog) func(peer.ID, *gossip.Envelope, []byte) {
-	return func(_ peer.ID, _ *gossip.Envelope, raw []byte) {
+// appender returns the Check hook of a logged topic: each envelope the
+// node accepts is appended durably before it counts as accepted, so a local
+// Publish returns only once its envelope is in the log, and an envelope
+// the log could not take is dropped (Ignore) rather than delivered
+// unlogged.
+func (m *MeshLog) appender(tl *topicLog) func(peer.ID, *gossip.Envelope, []byte) error {
+	return func(_ peer.ID, _ *gossip.Envelope, raw []byte) error {
 		id := gossip.MessageID(raw)
 		tl.mu.Lock()
 		_, dup := tl.index[id]
 		tl.mu.Unlock()
 		if dup {
-			return // the same envelope with another valid signature
+			return nil // the same envelope with another valid signature
 		}
 		i, err := tl.log.AppendOne(raw)
-		if errors.Is(err, anchor.ErrClosed) {
-			return // the node is closing; this envelope was never acknowledged
-		}
 		if err != nil {
-			m.logger().Error("log append failed", "topic", tl.topic, "err", err)
-			return
+			if !errors.Is(err, anchor.ErrClosed) { // closing: nothing to report
+				m.logger().Error("log append failed", "topic", tl.topic, "err", err)
+			}
+			return fmt.Errorf("%w: log %q: %v", ext.ErrIgnore, tl.topic, err)
 		}
 		tl.mu.Lock()
 		if _, dup := tl.index[id]; !dup {
@@ -307,6 +309,7 @@ func (m *MeshLog) appender(tl *topicLog) func(peer.ID, *gossip.Envelope, []byte)
 			default:
 			}
 		}
+		return nil
 	}
 }
 

@@ -77,13 +77,15 @@ type Host interface {
 // mesh waits on them.
 type TopicHook struct {
 	// Check, if set, runs after the node's own pipeline has accepted the
-	// envelope (signature, freshness, work, bans, rate). Return nil to
-	// accept; an error wrapping ErrIgnore to drop it without blame; any
-	// other error to reject it, which penalises the forwarding peer. Wrap
-	// the error in a *RejectError to name the misbehaviour (Malformed by
-	// default). The node's own publishes are checked too, so a bug in the
-	// hook cannot make the node gossip what its peers would reject.
-	Check func(from peer.ID, env *gossip.Envelope) error
+	// envelope (signature, freshness, work, bans, rate); raw is its
+	// canonical encoding. Return nil to accept; an error wrapping ErrIgnore
+	// to drop it without blame; any other error to reject it, which
+	// penalises the forwarding peer. Wrap the error in a *RejectError to
+	// name the misbehaviour (Malformed by default). The node's own
+	// publishes are checked too, and a local Publish fails when Check
+	// refuses: work that must be done before a publish is acknowledged
+	// (a durable log append, say) belongs here, not in Accepted.
+	Check func(from peer.ID, env *gossip.Envelope, raw []byte) error
 	// Accepted, if set, is called once for each envelope the node accepts
 	// on the topic, its own publishes included, before subscribers see it.
 	// raw is the envelope's canonical encoding; neither may be modified.
