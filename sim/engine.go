@@ -180,30 +180,12 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	}
 	closers = append(closers, attackWG.Wait, cancel) // cancel first, then wait
 
-	// Honest traffic: publisher p sends message j at warmup + offset_p +
-	// j × interval.
-	var pubWG sync.WaitGroup
-	pubErrs := make(chan error, sc.Traffic.Publishers)
-	offsets := publishOffsets(sc)
-	for p := range sc.Traffic.Publishers {
-		offset := offsets[p]
-		pubWG.Add(1)
-		go func() {
-			defer pubWG.Done()
-			for j := range sc.Traffic.Messages {
-				at := start.Add(sc.Warmup.Duration + offset + time.Duration(j)*sc.Traffic.Interval.Duration)
-				time.Sleep(time.Until(at))
-				msg := uint64(p*sc.Traffic.Messages + j)
-				payload := make([]byte, sc.Traffic.Size)
-				binary.BigEndian.PutUint64(payload, msg)
-				rec.publish(msg, p, time.Now())
-				if _, err := nodes[p].n.Publish(ctx, sc.Traffic.Topic, payload); err != nil {
-					pubErrs <- fmt.Errorf("publisher %d message %d: %w", p, j, err)
-					return
-				}
-			}
-		}()
-	}
+	waitPublishers := startPublishers(sc, start, rec, func(p int, msg uint64) error {
+		payload := make([]byte, sc.Traffic.Size)
+		binary.BigEndian.PutUint64(payload, msg)
+		_, err := nodes[p].n.Publish(ctx, sc.Traffic.Topic, payload)
+		return err
+	})
 
 	end := start.Add(sc.Warmup.Duration + time.Duration(sc.Traffic.Messages)*sc.Traffic.Interval.Duration + sc.Drain.Duration)
 	ids := make([]peer.ID, len(nodes))
@@ -225,11 +207,10 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	if progress != nil {
 		fmt.Fprintln(progress)
 	}
-	pubWG.Wait()
+	pubErr := waitPublishers()
 	<-disrupted
-	close(pubErrs)
-	if err := <-pubErrs; err != nil {
-		return Report{}, err
+	if pubErr != nil {
+		return Report{}, pubErr
 	}
 	rep := rec.report(nodes, time.Since(start))
 	if o.atEnd != nil {
@@ -264,6 +245,35 @@ const (
 )
 
 func stream(sc Scenario, id uint64) *rand.Rand { return rand.New(rand.NewPCG(sc.Seed, id)) }
+
+// startPublishers sends the honest traffic: publisher p sends message
+// p×messages+j at start + warmup + offset_p + j×interval through send,
+// recording each publication first. The returned wait blocks until all
+// are sent and returns the first error.
+func startPublishers(sc Scenario, start time.Time, rec *recorder, send func(p int, msg uint64) error) (wait func() error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, sc.Traffic.Publishers)
+	for p, offset := range publishOffsets(sc) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range sc.Traffic.Messages {
+				time.Sleep(time.Until(start.Add(sc.Warmup.Duration + offset + time.Duration(j)*sc.Traffic.Interval.Duration)))
+				msg := uint64(p*sc.Traffic.Messages + j)
+				rec.publish(msg, p, time.Now())
+				if err := send(p, msg); err != nil {
+					errs <- fmt.Errorf("publisher %d message %d: %w", p, j, err)
+					return
+				}
+			}
+		}()
+	}
+	return func() error {
+		wg.Wait()
+		close(errs)
+		return <-errs
+	}
+}
 
 // publishOffsets draws each publisher's offset within the first interval.
 func publishOffsets(sc Scenario) []time.Duration {

@@ -176,27 +176,12 @@ func RunProcesses(ctx context.Context, sc Scenario, bin, dir string, progress io
 	}
 
 	start := time.Now()
-	var pubWG sync.WaitGroup
-	pubErrs := make(chan error, sc.Traffic.Publishers)
-	offsets := publishOffsets(sc)
-	for p := range sc.Traffic.Publishers {
-		offset := offsets[p]
-		pubWG.Add(1)
-		go func() {
-			defer pubWG.Done()
-			for j := range sc.Traffic.Messages {
-				time.Sleep(time.Until(start.Add(sc.Warmup.Duration + offset + time.Duration(j)*sc.Traffic.Interval.Duration)))
-				msg := uint64(p*sc.Traffic.Messages + j)
-				text := fmt.Sprintf("m%d ", msg)
-				payload := text + strings.Repeat(".", max(0, sc.Traffic.Size-len(text)))
-				rec.publish(msg, p, time.Now())
-				if _, err := procs[p].api.Publish(ctx, sc.Traffic.Topic, []byte(payload), 0); err != nil {
-					pubErrs <- fmt.Errorf("publisher %d message %d: %w", p, j, err)
-					return
-				}
-			}
-		}()
-	}
+	waitPublishers := startPublishers(sc, start, rec, func(p int, msg uint64) error {
+		text := fmt.Sprintf("m%d ", msg)
+		payload := text + strings.Repeat(".", max(0, sc.Traffic.Size-len(text)))
+		_, err := procs[p].api.Publish(ctx, sc.Traffic.Topic, []byte(payload), 0)
+		return err
+	})
 	end := start.Add(sc.Warmup.Duration + time.Duration(sc.Traffic.Messages)*sc.Traffic.Interval.Duration + sc.Drain.Duration)
 	for now := time.Now(); now.Before(end); now = time.Now() {
 		time.Sleep(min(time.Second, end.Sub(now)))
@@ -207,9 +192,7 @@ func RunProcesses(ctx context.Context, sc Scenario, bin, dir string, progress io
 	if progress != nil {
 		fmt.Fprintln(progress)
 	}
-	pubWG.Wait()
-	close(pubErrs)
-	if err := <-pubErrs; err != nil {
+	if err := waitPublishers(); err != nil {
 		return Report{}, err
 	}
 	rep := rec.report(nil, time.Since(start))
