@@ -14,13 +14,14 @@ import (
 type links struct {
 	mn    mocknet.Mocknet
 	ids   []peer.ID
+	link  Link
 	mu    sync.Mutex
 	down  map[[2]int]int // reasons each edge is down
 	edges map[[2]int]edge
 }
 
-func newLinks(mn mocknet.Mocknet, ids []peer.ID, g *graph) *links {
-	l := &links{mn: mn, ids: ids, down: map[[2]int]int{}, edges: map[[2]int]edge{}}
+func newLinks(mn mocknet.Mocknet, ids []peer.ID, g *graph, link Link) *links {
+	l := &links{mn: mn, ids: ids, link: link, down: map[[2]int]int{}, edges: map[[2]int]edge{}}
 	for _, e := range g.edges {
 		l.edges[[2]int{e.a, e.b}] = e
 	}
@@ -47,7 +48,7 @@ func (l *links) restore(es []edge) {
 		k := [2]int{e.a, e.b}
 		if l.down[k]--; l.down[k] == 0 {
 			delete(l.down, k)
-			_ = link(l.mn, l.ids[e.a], l.ids[e.b], e.latency)
+			_ = link(l.mn, l.ids[e.a], l.ids[e.b], l.link.options(e.latency))
 		}
 	}
 }

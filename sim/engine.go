@@ -13,6 +13,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
@@ -95,7 +96,11 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		cfg.Work = antispam.DifficultyConfig{Topics: map[string]uint8{sc.Traffic.Topic: sc.Traffic.WorkBits}}
 		idx := i
 		cfg.Ledger.OnBan = func(b antispam.Ban) { rec.ban(idx, b, time.Now()) }
-		n, err := node.New(cfg, node.WithHost(h), node.WithPubSubOptions(pubsub.WithRawTracer(tr)))
+		var nh host.Host = h
+		if sc.Link.LossPct > 0 {
+			nh = &lossyHost{Host: h, ctx: ctx, mn: mn, loss: sc.Link.LossPct / 100, seed: sc.Seed<<20 | uint64(i)}
+		}
+		n, err := node.New(cfg, node.WithHost(nh), node.WithPubSubOptions(pubsub.WithRawTracer(tr)))
 		if err != nil {
 			return Report{}, err
 		}
@@ -128,7 +133,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	g := newGraph(stream(sc, streamGraph), sc)
 	rec.graph = g
 	for _, e := range g.edges {
-		if err := link(mn, nodes[e.a].id, nodes[e.b].id, e.latency); err != nil {
+		if err := link(mn, nodes[e.a].id, nodes[e.b].id, sc.Link.options(e.latency)); err != nil {
 			return Report{}, err
 		}
 	}
@@ -156,7 +161,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 				targets = []int{spec.Target} // all sybils crowd one node
 			}
 			for _, target := range targets {
-				if err := link(mn, h.ID(), nodes[target].id, g.linkLatency(rng)); err != nil {
+				if err := link(mn, h.ID(), nodes[target].id, sc.Link.options(g.linkLatency(rng))); err != nil {
 					return Report{}, err
 				}
 				rec.attackerLinked(h.ID(), target)
@@ -195,7 +200,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	disrupted := make(chan struct{})
 	go func() {
 		defer close(disrupted)
-		disrupt(sc, g, newLinks(mn, ids, g), rand.New(rand.NewPCG(sc.Seed, 0xc0ffee)), start.Add(sc.Warmup.Duration), end)
+		disrupt(sc, g, newLinks(mn, ids, g, sc.Link), rand.New(rand.NewPCG(sc.Seed, 0xc0ffee)), start.Add(sc.Warmup.Duration), end)
 	}()
 	for now := time.Now(); now.Before(end); now = time.Now() {
 		time.Sleep(min(time.Second, end.Sub(now)))
@@ -226,12 +231,12 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 }
 
 // link connects two hosts through a link of the given one-way latency.
-func link(mn mocknet.Mocknet, a, b peer.ID, latency time.Duration) error {
+func link(mn mocknet.Mocknet, a, b peer.ID, opts mocknet.LinkOptions) error {
 	l, err := mn.LinkPeers(a, b)
 	if err != nil {
 		return err
 	}
-	l.SetOptions(mocknet.LinkOptions{Latency: latency})
+	l.SetOptions(opts)
 	_, err = mn.ConnectPeers(a, b)
 	return err
 }

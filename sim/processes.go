@@ -29,14 +29,14 @@ const MaxProcessNodes = 100
 // loopback, in real time, for the cross-check against Run: the same seed
 // gives the same topology and link latencies, each link is a user-space
 // delay proxy, and the same recorder computes the same Report. Adversaries,
-// partitions and churn are not supported. dir receives the nodes' data
+// partitions, churn, link bandwidth and loss are not supported. dir receives the nodes' data
 // directories and logs.
 func RunProcesses(ctx context.Context, sc Scenario, bin, dir string, progress io.Writer) (Report, error) {
 	switch {
 	case sc.Nodes > MaxProcessNodes:
 		return Report{}, fmt.Errorf("%w: %d nodes for real processes, at most %d", ErrScenario, sc.Nodes, MaxProcessNodes)
-	case len(sc.Adversaries) > 0 || len(sc.Partitions) > 0 || sc.Churn != nil:
-		return Report{}, fmt.Errorf("%w: real-process runs take no adversaries, partitions or churn", ErrScenario)
+	case len(sc.Adversaries) > 0 || len(sc.Partitions) > 0 || sc.Churn != nil || sc.Link.BandwidthMbps > 0 || sc.Link.LossPct > 0:
+		return Report{}, fmt.Errorf("%w: real-process runs take no adversaries, partitions, churn, bandwidth or loss", ErrScenario)
 	}
 	wall := time.Now()
 	g := newGraph(stream(sc, streamGraph), sc)

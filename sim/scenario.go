@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -65,10 +66,24 @@ type Topology struct {
 
 // Link sets every link's one-way latency: LatencyMS ± JitterPct percent,
 // drawn once per link (per-packet jitter would reorder a TCP-like stream,
-// which the in-memory network does not model).
+// which the in-memory network does not model), its capacity and its
+// packet loss.
 type Link struct {
 	LatencyMS float64 `yaml:"latency_ms"`
 	JitterPct float64 `yaml:"jitter_pct"`
+	// BandwidthMbps caps each link, both directions together; 0 is
+	// unlimited. A write waits until the link has carried what was
+	// queued before it.
+	BandwidthMbps float64 `yaml:"bandwidth_mbps"`
+	// LossPct is the chance that a 1448-byte segment is lost. Streams are
+	// reliable, so each loss delays its write, and what follows it, by one
+	// retransmission timeout (RTT + 200 ms, as Linux TCP).
+	LossPct float64 `yaml:"loss_pct"`
+}
+
+// options are a link's settings on the in-memory network.
+func (l Link) options(latency time.Duration) mocknet.LinkOptions {
+	return mocknet.LinkOptions{Latency: latency, Bandwidth: l.BandwidthMbps * 1e6 / 8}
 }
 
 // Traffic is the honest publishing schedule.
@@ -197,6 +212,10 @@ func (sc Scenario) Validate() error {
 		return bad("link.latency_ms: %v outside 0..10000", sc.Link.LatencyMS)
 	case sc.Link.JitterPct < 0 || sc.Link.JitterPct >= 100:
 		return bad("link.jitter_pct: %v outside 0..<100", sc.Link.JitterPct)
+	case sc.Link.BandwidthMbps < 0 || sc.Link.BandwidthMbps > 100000:
+		return bad("link.bandwidth_mbps: %v outside 0..100000", sc.Link.BandwidthMbps)
+	case sc.Link.LossPct < 0 || sc.Link.LossPct > 50:
+		return bad("link.loss_pct: %v outside 0..50", sc.Link.LossPct)
 	case sc.Traffic.Publishers < 1 || sc.Traffic.Publishers > sc.Nodes:
 		return bad("traffic.publishers: %d outside 1..nodes", sc.Traffic.Publishers)
 	case sc.Traffic.Messages < 1 || sc.Traffic.Messages > 100000:
