@@ -50,6 +50,9 @@ var adversaryTypes = map[string]func() Adversary{
 	"covert-flash":      func() Adversary { return sybil{silence: true} },
 	"eclipse":           func() Adversary { return sybil{silence: true} },
 	"censor":            func() Adversary { return sybil{censor: true} },
+	"sybil-swarm":       func() Adversary { return sybil{silence: true} },
+	"cold-boot":         func() Adversary { return sybil{silence: true} },
+	"replay":            func() Adversary { return replay{} },
 }
 
 // AdversaryTypes lists the known adversary types, sorted.

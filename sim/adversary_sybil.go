@@ -21,7 +21,12 @@ import (
 //   - eclipse: the same, with every sybil linked to the Target node only,
 //     to crowd its mesh first;
 //   - censor: from the start, they forward everything except what the
-//     Target node publishes.
+//     Target node publishes;
+//   - sybil-swarm: silent from Start (give Strike 0): black holes that
+//     take mesh slots and forward nothing;
+//   - cold-boot: the same black holes, linked before the honest nodes
+//     link to each other and silent from the run's first instant, so no
+//     honest node has history to score them by (AdversarySpec.coldBoot).
 type sybil struct {
 	silence bool // turn silent at Strike
 	censor  bool // drop the Target's envelopes throughout

@@ -69,7 +69,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	defer mn.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rec := newRecorder(sc)
+	rec := newRecorder(sc, start)
 
 	nodes := make([]*honest, sc.Nodes)
 	var closers []func()
@@ -100,7 +100,11 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		if sc.Link.LossPct > 0 {
 			nh = &lossyHost{Host: h, ctx: ctx, mn: mn, loss: sc.Link.LossPct / 100, seed: sc.Seed<<20 | uint64(i)}
 		}
-		n, err := node.New(cfg, node.WithHost(nh), node.WithPubSubOptions(pubsub.WithRawTracer(tr)))
+		psOpts := []pubsub.Option{pubsub.WithRawTracer(tr)}
+		if len(sc.Adversaries) > 0 {
+			psOpts = append(psOpts, pubsub.WithPeerScoreInspect(func(m map[peer.ID]float64) { rec.scored(time.Now(), m) }, time.Second))
+		}
+		n, err := node.New(cfg, node.WithHost(nh), node.WithPubSubOptions(psOpts...))
 		if err != nil {
 			return Report{}, err
 		}
@@ -132,10 +136,15 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 
 	g := newGraph(stream(sc, streamGraph), sc)
 	rec.graph = g
+	// Attackers of a cold boot are linked before the honest nodes are,
+	// the others after.
+	type pending struct {
+		a, b    peer.ID
+		latency time.Duration
+	}
+	var links []pending
 	for _, e := range g.edges {
-		if err := link(mn, nodes[e.a].id, nodes[e.b].id, sc.Link.options(e.latency)); err != nil {
-			return Report{}, err
-		}
+		links = append(links, pending{nodes[e.a].id, nodes[e.b].id, e.latency})
 	}
 
 	honestIDs := make([]identity.DeviceID, len(nodes))
@@ -155,14 +164,17 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 			if err != nil {
 				return Report{}, err
 			}
-			rec.addAttacker(h.ID())
+			rec.addAttacker(h.ID(), spec.Type)
 			targets := rng.Perm(sc.Nodes)[:spec.Targets]
 			if spec.Type == "eclipse" {
 				targets = []int{spec.Target} // all sybils crowd one node
 			}
 			for _, target := range targets {
-				if err := link(mn, h.ID(), nodes[target].id, sc.Link.options(g.linkLatency(rng))); err != nil {
-					return Report{}, err
+				l := pending{h.ID(), nodes[target].id, g.linkLatency(rng)}
+				if spec.coldBoot() {
+					links = append([]pending{l}, links...)
+				} else {
+					links = append(links, l)
 				}
 				rec.attackerLinked(h.ID(), target)
 			}
@@ -173,7 +185,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		go func() {
 			defer attackWG.Done()
 			select {
-			case <-time.After(sc.Warmup.Duration + spec.Start.Duration):
+			case <-time.After(spec.begins(sc.Warmup.Duration)):
 			case <-ctx.Done():
 				return
 			}
@@ -184,6 +196,11 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		}()
 	}
 	closers = append(closers, attackWG.Wait, cancel) // cancel first, then wait
+	for _, l := range links {
+		if err := link(mn, l.a, l.b, sc.Link.options(l.latency)); err != nil {
+			return Report{}, err
+		}
+	}
 
 	waitPublishers := startPublishers(sc, start, rec, func(p int, msg uint64) error {
 		payload := make([]byte, sc.Traffic.Size)

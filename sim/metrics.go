@@ -3,6 +3,7 @@ package sim
 import (
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,12 @@ type Report struct {
 	// BanSeconds: for each banned attacker, virtual seconds from the start
 	// of its attack until the last of its honest neighbours banned it.
 	BanSeconds []float64 `json:"ban_seconds"`
+	// AttackerScores is, per adversary type and virtual second, the
+	// GossipSub score its attackers have at their honest neighbours.
+	AttackerScores []ScoreSeries `json:"attacker_scores,omitempty"`
+	// Redelivered counts messages an honest node's subscriber received
+	// a second time: a replay that got through. It must be 0.
+	Redelivered int `json:"redelivered"`
 	// Targets reports the honest nodes that eclipse or censorship
 	// attacks aimed at.
 	Targets        []TargetReport `json:"targets,omitempty"`
@@ -69,6 +76,24 @@ type Spread struct {
 	Max  float64 `json:"max"`
 }
 
+// ScoreSeries is how the honest nodes scored one adversary type's
+// attackers over time.
+type ScoreSeries struct {
+	Type   string       `json:"type"`
+	Points []ScorePoint `json:"points"`
+}
+
+// ScorePoint summarises the GossipSub scores of the (attacker, honest
+// neighbour) pairs sampled in one virtual second of the run. A banned
+// attacker drops out once its neighbours forget it.
+type ScorePoint struct {
+	Second int     `json:"second"`
+	Mean   float64 `json:"mean"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	Pairs  int     `json:"pairs"`
+}
+
 // DeliveryPoint is the delivery ratio of the messages published in one
 // virtual second.
 type DeliveryPoint struct {
@@ -80,12 +105,15 @@ type DeliveryPoint struct {
 type recorder struct {
 	sc    Scenario
 	graph *graph
+	start time.Time
 
-	mu        sync.Mutex
-	published map[uint64]published
-	delivered map[uint64]map[int]time.Time
-	attackers map[peer.ID]*attacker
-	attackAt  time.Time
+	mu          sync.Mutex
+	published   map[uint64]published
+	delivered   map[uint64]map[int]time.Time
+	redelivered int
+	attackers   map[peer.ID]*attacker
+	attackAt    time.Time
+	scores      map[string]map[int]*ScorePoint // adversary type → second
 }
 
 type published struct {
@@ -94,13 +122,14 @@ type published struct {
 }
 
 type attacker struct {
+	kind       string // adversary type
 	neighbours map[int]bool
 	bannedBy   map[int]time.Time
 }
 
-func newRecorder(sc Scenario) *recorder {
-	return &recorder{sc: sc, published: map[uint64]published{}, delivered: map[uint64]map[int]time.Time{},
-		attackers: map[peer.ID]*attacker{}}
+func newRecorder(sc Scenario, start time.Time) *recorder {
+	return &recorder{sc: sc, start: start, published: map[uint64]published{}, delivered: map[uint64]map[int]time.Time{},
+		attackers: map[peer.ID]*attacker{}, scores: map[string]map[int]*ScorePoint{}}
 }
 
 func (r *recorder) publish(msg uint64, from int, at time.Time) {
@@ -118,9 +147,11 @@ func (r *recorder) deliver(node int, msg uint64, at time.Time) {
 		m = map[int]time.Time{}
 		r.delivered[msg] = m
 	}
-	if _, ok := m[node]; !ok {
-		m[node] = at
+	if _, ok := m[node]; ok {
+		r.redelivered++
+		return
 	}
+	m[node] = at
 }
 
 func (r *recorder) deliveries() int {
@@ -137,10 +168,10 @@ func (r *recorder) expected() int {
 	return r.sc.Traffic.Publishers * r.sc.Traffic.Messages * (r.sc.Nodes - 1)
 }
 
-func (r *recorder) addAttacker(p peer.ID) {
+func (r *recorder) addAttacker(p peer.ID, kind string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.attackers[p] = &attacker{neighbours: map[int]bool{}, bannedBy: map[int]time.Time{}}
+	r.attackers[p] = &attacker{kind: kind, neighbours: map[int]bool{}, bannedBy: map[int]time.Time{}}
 }
 
 func (r *recorder) attackerLinked(p peer.ID, node int) {
@@ -154,6 +185,33 @@ func (r *recorder) attackStarted(at time.Time) {
 	defer r.mu.Unlock()
 	if r.attackAt.IsZero() || at.Before(r.attackAt) {
 		r.attackAt = at
+	}
+}
+
+// scored takes one honest node's GossipSub scores of its peers and keeps
+// those of attackers.
+func (r *recorder) scored(at time.Time, scores map[peer.ID]float64) {
+	sec := int(at.Sub(r.start) / time.Second)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p, v := range scores {
+		a, ok := r.attackers[p]
+		if !ok {
+			continue
+		}
+		bySec := r.scores[a.kind]
+		if bySec == nil {
+			bySec = map[int]*ScorePoint{}
+			r.scores[a.kind] = bySec
+		}
+		pt := bySec[sec]
+		if pt == nil {
+			pt = &ScorePoint{Second: sec, Min: v, Max: v}
+			bySec[sec] = pt
+		}
+		pt.Mean += v // a sum until report
+		pt.Min, pt.Max = min(pt.Min, v), max(pt.Max, v)
+		pt.Pairs++
 	}
 }
 
@@ -243,6 +301,18 @@ func (r *recorder) report(nodes []*honest, virtual time.Duration) Report {
 		rep.BanSeconds = append(rep.BanSeconds, last.Sub(r.attackAt).Seconds())
 	}
 	slices.Sort(rep.BanSeconds)
+	rep.Redelivered = r.redelivered
+	for kind, bySec := range r.scores {
+		series := ScoreSeries{Type: kind}
+		for _, pt := range bySec {
+			p := *pt
+			p.Mean /= float64(p.Pairs)
+			series.Points = append(series.Points, p)
+		}
+		slices.SortFunc(series.Points, func(a, b ScorePoint) int { return a.Second - b.Second })
+		rep.AttackerScores = append(rep.AttackerScores, series)
+	}
+	slices.SortFunc(rep.AttackerScores, func(a, b ScoreSeries) int { return strings.Compare(a.Type, b.Type) })
 	for _, a := range r.sc.Adversaries {
 		if (a.Type == "eclipse" || a.Type == "censor") && !slices.ContainsFunc(rep.Targets, func(t TargetReport) bool { return t.Node == a.Target }) {
 			rep.Targets = append(rep.Targets, r.target(a.Target))

@@ -7,13 +7,15 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 )
 
 // WritePlots draws the report's distributions as SVG files in dir:
 // latency_cdf.svg (latency against the shortest paths), delivery.svg
 // (delivery ratio by second of publication), bandwidth.svg (bytes per
-// node) and bans.svg (time to ban each attacker). It returns the files.
+// node), bans.svg (time to ban each attacker) and attacker_scores.svg
+// (the attackers' GossipSub scores over time). It returns the files.
 func WritePlots(dir string, r Report) ([]string, error) {
 	var files []string
 	save := func(p *plot.Plot, name string) error {
@@ -79,6 +81,33 @@ func WritePlots(dir string, r Report) ([]string, error) {
 		return nil, err
 	}
 	if err := save(p, "bans.svg"); err != nil {
+		return nil, err
+	}
+
+	p = plot.New()
+	p.Title.Text = r.Scenario + ": GossipSub score of attackers at their honest neighbours"
+	p.X.Label.Text = "s of the run"
+	p.Y.Label.Text = "score"
+	for i, series := range r.AttackerScores {
+		mean := make(plotter.XYs, len(series.Points))
+		low := make(plotter.XYs, len(series.Points))
+		for j, pt := range series.Points {
+			mean[j] = plotter.XY{X: float64(pt.Second), Y: pt.Mean}
+			low[j] = plotter.XY{X: float64(pt.Second), Y: pt.Min}
+		}
+		c := plotutil.Color(i)
+		if err := addLine(p, mean, series.Type+" mean", c); err != nil {
+			return nil, err
+		}
+		l, err := plotter.NewLine(low)
+		if err != nil {
+			return nil, err
+		}
+		l.Color, l.Dashes = c, plotutil.Dashes(1)
+		p.Add(l)
+		p.Legend.Add(series.Type+" min", l)
+	}
+	if err := save(p, "attacker_scores.svg"); err != nil {
 		return nil, err
 	}
 	return files, nil

@@ -40,7 +40,7 @@ func RunProcesses(ctx context.Context, sc Scenario, bin, dir string, progress io
 	}
 	wall := time.Now()
 	g := newGraph(stream(sc, streamGraph), sc)
-	rec := newRecorder(sc)
+	rec := newRecorder(sc, wall)
 	rec.graph = g
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

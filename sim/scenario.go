@@ -119,6 +119,26 @@ type AdversarySpec struct {
 	// Target is the honest node (by index) an eclipse or censorship
 	// attack aims at; the report then gives its own delivery figures.
 	Target int `yaml:"target"`
+	// Delay, for replay, is how long after receiving an envelope an
+	// attacker sends it again. The default, 5m, is past the freshness
+	// window (2 min, 30 s of grace) and past the seen caches that cover
+	// the window (3 min, swept once a minute); shorter replays are
+	// dropped as duplicates, unscored.
+	Delay Duration `yaml:"delay"`
+}
+
+// coldBoot reports whether the attackers are there from the first
+// instant: linked before the honest nodes link to one another, and
+// attacking from time 0 instead of after warmup, before honest nodes have
+// any history to score them by.
+func (a AdversarySpec) coldBoot() bool { return a.Type == "cold-boot" }
+
+// begins is when, from the start of the run, the attack begins.
+func (a AdversarySpec) begins(warmup time.Duration) time.Duration {
+	if a.coldBoot() {
+		return a.Start.Duration
+	}
+	return warmup + a.Start.Duration
 }
 
 // Duration is a time.Duration written as "2m", "250ms" in YAML.
@@ -193,6 +213,9 @@ func (sc *Scenario) fillDefaults() {
 		if a.Rate == 0 {
 			a.Rate = 20
 		}
+		if a.Delay.Duration == 0 && a.Type == "replay" {
+			a.Delay.Duration = 5 * time.Minute
+		}
 	}
 }
 
@@ -247,8 +270,8 @@ func (sc Scenario) Validate() error {
 		if a.Count < 1 || a.Count > 10000 || a.Targets < 1 || a.Targets > sc.Nodes || a.Rate <= 0 || a.Rate > 10000 {
 			return bad("adversaries[%d]: count 1..10000, targets 1..nodes, rate in (0, 10000]", i)
 		}
-		if a.Target < 0 || a.Target >= sc.Nodes || a.Start.Duration < 0 || a.Strike.Duration < 0 {
-			return bad("adversaries[%d]: target 0..nodes-1, start and strike not negative", i)
+		if a.Target < 0 || a.Target >= sc.Nodes || a.Start.Duration < 0 || a.Strike.Duration < 0 || a.Delay.Duration < 0 {
+			return bad("adversaries[%d]: target 0..nodes-1, start, strike and delay not negative", i)
 		}
 	}
 	return nil

@@ -2,7 +2,11 @@ package sim
 
 import (
 	"os"
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/bitmesh/bitmesh/antispam"
 )
 
 const smallScenario = `
@@ -41,7 +45,95 @@ func TestScenarioDeliversAndBans(t *testing.T) {
 	if rep.AttackersBanned != rep.Attackers {
 		t.Errorf("%d of %d attackers banned by all their neighbours", rep.AttackersBanned, rep.Attackers)
 	}
+	for _, series := range rep.AttackerScores {
+		if !slices.ContainsFunc(series.Points, func(p ScorePoint) bool { return p.Min < antispam.GossipThreshold }) {
+			t.Errorf("%s: no neighbour scored an attacker below the gossip threshold: %+v", series.Type, series.Points)
+		}
+	}
+	if len(rep.AttackerScores) != 2 {
+		t.Errorf("scores of %d adversary types, want 2", len(rep.AttackerScores))
+	}
 	if rep.LatencyMS.P50 < rep.ShortestPathMS.P50 {
 		t.Errorf("median latency %.1f ms beats the shortest paths' %.1f ms: links are not delaying", rep.LatencyMS.P50, rep.ShortestPathMS.P50)
+	}
+}
+
+// TestReplayNeverRedelivered: attackers keep every envelope they forward
+// and send it again five minutes later, past the freshness window. No
+// honest subscriber may get a message twice, and the stale replays must
+// get every replayer banned by every neighbour.
+func TestReplayNeverRedelivered(t *testing.T) {
+	sc, err := ParseScenario([]byte(`
+name: ci-replay
+seed: 11
+nodes: 16
+topology: {kind: random, degree: 4}
+link: {latency_ms: 25, jitter_pct: 10}
+traffic: {publishers: 4, messages: 10, interval: 1s, size: 256}
+warmup: 3s
+drain: 5m20s
+adversaries:
+  - {type: replay, count: 3, targets: 3, rate: 20}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(t, sc, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report: %+v", rep)
+	if rep.HonestDeliveryRatio != 1 || rep.Redelivered != 0 {
+		t.Errorf("delivery %.4f, %d redelivered; want 1 and 0", rep.HonestDeliveryRatio, rep.Redelivered)
+	}
+	if rep.AttackersBanned != rep.Attackers {
+		t.Errorf("%d of %d replayers banned by all their neighbours", rep.AttackersBanned, rep.Attackers)
+	}
+}
+
+// TestColdBootBlackHoles: sybils that forward nothing are there from the
+// first instant, linked before the honest nodes are; the honest mesh must
+// still deliver everything, and the honest nodes' scores of the sybils
+// are sampled for the report.
+func TestColdBootBlackHoles(t *testing.T) {
+	sc, err := ParseScenario([]byte(`
+name: ci-cold-boot
+seed: 5
+nodes: 24
+topology: {kind: random, degree: 4}
+link: {latency_ms: 25, jitter_pct: 10}
+traffic: {publishers: 4, messages: 5, interval: 1s, size: 256}
+warmup: 3s
+drain: 5s
+adversaries:
+  - {type: cold-boot, count: 24, targets: 6}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Run(t, sc, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report: %+v", rep)
+	if rep.HonestDeliveryRatio != 1 {
+		t.Errorf("delivery %.4f with black-hole sybils, want 1", rep.HonestDeliveryRatio)
+	}
+	if len(rep.AttackerScores) != 1 || rep.AttackerScores[0].Type != "cold-boot" || len(rep.AttackerScores[0].Points) < 5 {
+		t.Errorf("attacker scores %+v: want a cold-boot series over the run", rep.AttackerScores)
+	}
+	files, err := WritePlots(t.TempDir(), rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 5 {
+		t.Fatalf("plots %v, want 5", files)
+	}
+	svg, err := os.ReadFile(files[4])
+	if err != nil || !strings.Contains(string(svg), "cold-boot mean") {
+		t.Errorf("%s: no cold-boot series (err %v)", files[4], err)
+	}
+	if !strings.Contains(Summary(rep), "cold-boot: lowest mean GossipSub score") {
+		t.Errorf("summary lacks the attacker score row:\n%s", Summary(rep))
 	}
 }

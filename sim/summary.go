@@ -25,6 +25,18 @@ func Summary(r Report) string {
 	if n := len(r.BanSeconds); n > 0 {
 		row("time to ban (median / max)", "%.2f / %.2f s", r.BanSeconds[n/2], r.BanSeconds[n-1])
 	}
+	for _, series := range r.AttackerScores {
+		low := series.Points[0]
+		for _, pt := range series.Points {
+			if pt.Mean < low.Mean {
+				low = pt
+			}
+		}
+		row(series.Type+": lowest mean GossipSub score", "%.1f at %d s (min %.1f over %d pairs)", low.Mean, low.Second, low.Min, low.Pairs)
+	}
+	if r.Redelivered > 0 {
+		row("messages delivered twice (replays)", "%d", r.Redelivered)
+	}
 	for _, t := range r.Targets {
 		row(fmt.Sprintf("target node %d: received / own delivered", t.Node), "%.4f %% / %.4f %% (received p99 %.1f ms)", 100*t.ReceivedRatio, 100*t.PublishedRatio, t.ReceivedMS.P99)
 	}
