@@ -377,11 +377,13 @@ func (n *Node) Connect(ctx context.Context, addr string) error {
 	return h.Connect(ctx, infos[0])
 }
 
-// pubsubTopic maps a mesh topic to its GossipSub topic: the network name is
-// part of it so meshes never share a topic.
-func (n *Node) pubsubTopic(topic string) string {
-	return "bitmesh/" + n.cfg.Network + "/" + topic
+// PubSubTopic maps a mesh topic to its GossipSub topic on the named
+// network: the network name is part of it so meshes never share a topic.
+func PubSubTopic(network, topic string) string {
+	return "bitmesh/" + network + "/" + topic
 }
+
+func (n *Node) pubsubTopic(topic string) string { return PubSubTopic(n.cfg.Network, topic) }
 
 // join returns the GossipSub topic, joining it and registering its
 // validator on first use.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/node"
 )
 
 // Adversary attacks the simulated mesh through real libp2p hosts: the
@@ -73,9 +74,15 @@ func AdversaryTypes() []string {
 type spam struct{ signature bool }
 
 func (s spam) Run(ctx context.Context, env AttackEnv) error {
+	return eachAttacker(env, func(i int, a Attacker) error { return s.flood(ctx, env, i, a) })
+}
+
+// eachAttacker runs attack for every attacker at once and returns the
+// first error once all have returned.
+func eachAttacker(env AttackEnv, attack func(i int, a Attacker) error) error {
 	errs := make(chan error, len(env.Attackers))
 	for i, a := range env.Attackers {
-		go func() { errs <- s.flood(ctx, env, i, a) }()
+		go func() { errs <- attack(i, a) }()
 	}
 	var first error
 	for range env.Attackers {
@@ -86,12 +93,32 @@ func (s spam) Run(ctx context.Context, env AttackEnv) error {
 	return first
 }
 
+// relay registers the attacker's validator on the honest topic, which
+// decides what it forwards (Accept forwards; Ignore drops, unpenalised on
+// either side), and joins the topic as a relay: in the mesh, forwarding,
+// with no subscriber to feed. Call leave when done.
+func relay(ps *pubsub.PubSub, env AttackEnv, v pubsub.ValidatorEx) (t *pubsub.Topic, leave func(), err error) {
+	name := node.PubSubTopic(env.Network, env.Topic)
+	if err := ps.RegisterTopicValidator(name, v); err != nil {
+		return nil, nil, err
+	}
+	if t, err = ps.Join(name); err != nil {
+		return nil, nil, err
+	}
+	stop, err := t.Relay()
+	if err != nil {
+		t.Close()
+		return nil, nil, err
+	}
+	return t, func() { stop(); t.Close() }, nil
+}
+
 func (s spam) flood(ctx context.Context, env AttackEnv, i int, a Attacker) error {
 	ps, err := pubsub.NewGossipSub(ctx, a.Host, pubsub.WithMessageIdFn(gossip.PubSubMessageID), pubsub.WithNoAuthor(), pubsub.WithFloodPublish(true))
 	if err != nil {
 		return err
 	}
-	t, err := ps.Join("bitmesh/" + env.Network + "/" + env.Topic)
+	t, err := ps.Join(node.PubSubTopic(env.Network, env.Topic))
 	if err != nil {
 		return err
 	}

@@ -25,17 +25,7 @@ const replayBacklog = 10000
 type replay struct{}
 
 func (replay) Run(ctx context.Context, env AttackEnv) error {
-	errs := make(chan error, len(env.Attackers))
-	for _, a := range env.Attackers {
-		go func() { errs <- replayFrom(ctx, env, a) }()
-	}
-	var first error
-	for range env.Attackers {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	return eachAttacker(env, func(_ int, a Attacker) error { return replayFrom(ctx, env, a) })
 }
 
 type captured struct {
@@ -56,11 +46,10 @@ func replayFrom(ctx context.Context, env AttackEnv, a Attacker) error {
 	if err != nil {
 		return err
 	}
-	topic := "bitmesh/" + env.Network + "/" + env.Topic
 	queue := make(chan captured, replayBacklog)
 	var mu sync.Mutex
 	kept := map[string]bool{} // IDs already captured: the seen cache forgets, this does not
-	err = ps.RegisterTopicValidator(topic, func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	t, leave, err := relay(ps, env, func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		if m.ReceivedFrom == a.Host.ID() {
 			return pubsub.ValidationAccept // our own replay
 		}
@@ -79,16 +68,7 @@ func replayFrom(ctx context.Context, env AttackEnv, a Attacker) error {
 	if err != nil {
 		return err
 	}
-	t, err := ps.Join(topic)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	stop, err := t.Relay() // in the mesh, forwarding, with no subscriber to feed
-	if err != nil {
-		return err
-	}
-	defer stop()
+	defer leave()
 	gap := time.Duration(float64(time.Second) / env.Spec.Rate)
 	for {
 		var c captured

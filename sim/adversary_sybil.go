@@ -38,17 +38,7 @@ func (s sybil) Run(ctx context.Context, env AttackEnv) error {
 	if s.censor {
 		target = env.Honest[env.Spec.Target]
 	}
-	errs := make(chan error, len(env.Attackers))
-	for _, a := range env.Attackers {
-		go func() { errs <- s.serve(ctx, env, a, strike, target) }()
-	}
-	var first error
-	for range env.Attackers {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
+	return eachAttacker(env, func(_ int, a Attacker) error { return s.serve(ctx, env, a, strike, target) })
 }
 
 func (s sybil) serve(ctx context.Context, env AttackEnv, a Attacker, strike time.Time, target identity.DeviceID) error {
@@ -56,10 +46,7 @@ func (s sybil) serve(ctx context.Context, env AttackEnv, a Attacker, strike time
 	if err != nil {
 		return err
 	}
-	topic := "bitmesh/" + env.Network + "/" + env.Topic
-	// The validator decides what this sybil forwards: Accept forwards,
-	// Ignore drops without penalty on either side.
-	err = ps.RegisterTopicValidator(topic, func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	_, leave, err := relay(ps, env, func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		if s.silence && !time.Now().Before(strike) {
 			return pubsub.ValidationIgnore
 		}
@@ -73,19 +60,7 @@ func (s sybil) serve(ctx context.Context, env AttackEnv, a Attacker, strike time
 	if err != nil {
 		return err
 	}
-	t, err := ps.Join(topic)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	sub, err := t.Subscribe()
-	if err != nil {
-		return err
-	}
-	defer sub.Cancel()
-	for {
-		if _, err := sub.Next(ctx); err != nil {
-			return nil // ctx ended
-		}
-	}
+	defer leave()
+	<-ctx.Done()
+	return nil
 }

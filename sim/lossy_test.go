@@ -2,7 +2,6 @@ package sim
 
 import (
 	"math/rand/v2"
-	"os"
 	"testing"
 	"time"
 )
@@ -49,17 +48,10 @@ drain: 5s
 // TestLinkLoss: with 20 % of segments lost, about a fifth of the messages
 // arrive one RTO (2×25 ms + 200 ms) late, and none is lost.
 func TestLinkLoss(t *testing.T) {
-	sc, err := ParseScenario([]byte(twoNodes + `
+	rep := runScenario(t, twoNodes + `
 link: {loss_pct: 20}
 traffic: {publishers: 1, messages: 100, interval: 500ms, size: 200}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := Run(t, sc, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	t.Logf("latency %+v", rep.LatencyMS)
 	if rep.HonestDeliveryRatio != 1 {
 		t.Errorf("delivery %.3f, want 1: loss must delay, not drop", rep.HonestDeliveryRatio)
@@ -81,14 +73,7 @@ func TestLinkBandwidth(t *testing.T) {
 		{"link: {}\n", 25, 60},
 		{"link: {bandwidth_mbps: 0.8}\n", 600, 3000},
 	} {
-		sc, err := ParseScenario([]byte(twoNodes + c.link + traffic))
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := Run(t, sc, os.Stderr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rep := runScenario(t, twoNodes + c.link + traffic)
 		t.Logf("%s latency %+v", c.link, rep.LatencyMS)
 		if rep.HonestDeliveryRatio != 1 || rep.LatencyMS.Max < c.min || rep.LatencyMS.Max > c.max {
 			t.Errorf("%s: delivery %.3f, max latency %.1f ms; want 1 and %v..%v ms", c.link, rep.HonestDeliveryRatio, rep.LatencyMS.Max, c.min, c.max)

@@ -23,11 +23,10 @@ adversaries:
   - {type: invalid-signature, count: 2, targets: 3, rate: 5, start: 1s}
 `
 
-// TestScenarioDeliversAndBans runs a small swarm of real nodes in virtual
-// time with two kinds of spammers: every honest message must reach every
-// honest node, and every attacker must be banned by all its neighbours.
-func TestScenarioDeliversAndBans(t *testing.T) {
-	sc, err := ParseScenario([]byte(smallScenario))
+// runScenario parses a scenario and runs it in virtual time.
+func runScenario(t *testing.T, yaml string) Report {
+	t.Helper()
+	sc, err := ParseScenario([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +34,14 @@ func TestScenarioDeliversAndBans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rep
+}
+
+// TestScenarioDeliversAndBans runs a small swarm of real nodes in virtual
+// time with two kinds of spammers: every honest message must reach every
+// honest node, and every attacker must be banned by all its neighbours.
+func TestScenarioDeliversAndBans(t *testing.T) {
+	rep := runScenario(t, smallScenario)
 	t.Logf("report: %+v", rep)
 	if rep.HonestDeliveryRatio != 1 {
 		t.Errorf("honest delivery %.4f, want 1", rep.HonestDeliveryRatio)
@@ -63,7 +70,7 @@ func TestScenarioDeliversAndBans(t *testing.T) {
 // honest subscriber may get a message twice, and the stale replays must
 // get every replayer banned by every neighbour.
 func TestReplayNeverRedelivered(t *testing.T) {
-	sc, err := ParseScenario([]byte(`
+	rep := runScenario(t, `
 name: ci-replay
 seed: 11
 nodes: 16
@@ -74,14 +81,7 @@ warmup: 3s
 drain: 5m20s
 adversaries:
   - {type: replay, count: 3, targets: 3, rate: 20}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := Run(t, sc, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	t.Logf("report: %+v", rep)
 	if rep.HonestDeliveryRatio != 1 || rep.Redelivered != 0 {
 		t.Errorf("delivery %.4f, %d redelivered; want 1 and 0", rep.HonestDeliveryRatio, rep.Redelivered)
@@ -96,7 +96,7 @@ adversaries:
 // still deliver everything, and the honest nodes' scores of the sybils
 // are sampled for the report.
 func TestColdBootBlackHoles(t *testing.T) {
-	sc, err := ParseScenario([]byte(`
+	rep := runScenario(t, `
 name: ci-cold-boot
 seed: 5
 nodes: 24
@@ -107,14 +107,7 @@ warmup: 3s
 drain: 5s
 adversaries:
   - {type: cold-boot, count: 24, targets: 6}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := Run(t, sc, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	t.Logf("report: %+v", rep)
 	if rep.HonestDeliveryRatio != 1 {
 		t.Errorf("delivery %.4f with black-hole sybils, want 1", rep.HonestDeliveryRatio)
