@@ -10,6 +10,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 
+	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
@@ -47,6 +48,7 @@ type Attacker struct {
 // Adversaries maps a scenario's adversary type to its implementation.
 var adversaryTypes = map[string]func() Adversary{
 	"spam-no-pow":       func() Adversary { return spam{signature: true} },
+	"spam-pow":          func() Adversary { return spam{signature: true, pow: true} },
 	"invalid-signature": func() Adversary { return spam{signature: false} },
 	"covert-flash":      func() Adversary { return sybil{silence: true} },
 	"eclipse":           func() Adversary { return sybil{silence: true} },
@@ -66,12 +68,17 @@ func AdversaryTypes() []string {
 	return out
 }
 
-// spam floods the topic from every attacker at Rate envelopes per second:
-// correctly signed by the attacker's own key but without the topic's proof
-// of work ("spam-no-pow"), or with a broken signature
+// spam floods the topic from every attacker at Rate envelopes per second,
+// correctly signed by the attacker's own key: without proof of work
+// ("spam-no-pow"), with WorkBits of it ("spam-pow": below the topic's
+// target it is low-work spam, at or above it valid spam that only the
+// per-sender rate limit holds), or with a broken signature
 // ("invalid-signature"). The honest nodes must score and ban the
 // attackers without losing honest traffic.
-type spam struct{ signature bool }
+type spam struct {
+	signature bool
+	pow       bool // mint Spec.WorkBits
+}
 
 func (s spam) Run(ctx context.Context, env AttackEnv) error {
 	return eachAttacker(env, func(i int, a Attacker) error { return s.flood(ctx, env, i, a) })
@@ -136,9 +143,14 @@ func (s spam) flood(ctx context.Context, env AttackEnv, i int, a Attacker) error
 			return nil
 		case <-tick.C:
 		}
-		env := &gossip.Envelope{Network: gossip.NetworkFromName(env.Network), Time: time.Now(), Seq: seq, Topic: env.Topic,
-			Payload: fmt.Appendf(nil, "spam %d/%d", i, seq)}
-		raw, _, err := env.Seal(a.Key)
+		e := &gossip.Envelope{Network: gossip.NetworkFromName(env.Network), Time: time.Now(), Seq: seq, Topic: env.Topic,
+			Sender: a.Key.DeviceID(), Payload: fmt.Appendf(nil, "spam %d/%d", i, seq)}
+		if s.pow {
+			if err := antispam.MintProofOfWork(ctx, e, env.Spec.WorkBits, 1); err != nil {
+				return nil // only ctx ends a mint this small
+			}
+		}
+		raw, _, err := e.Seal(a.Key)
 		if err != nil {
 			return err
 		}

@@ -6,22 +6,20 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
 // links takes honest links down and up for partitions and churn. A link
 // that two disruptions cut comes back when both have ended.
 type links struct {
-	mn    mocknet.Mocknet
+	w     *wires
 	ids   []peer.ID
-	link  Link
 	mu    sync.Mutex
 	down  map[[2]int]int // reasons each edge is down
 	edges map[[2]int]edge
 }
 
-func newLinks(mn mocknet.Mocknet, ids []peer.ID, g *graph, link Link) *links {
-	l := &links{mn: mn, ids: ids, link: link, down: map[[2]int]int{}, edges: map[[2]int]edge{}}
+func newLinks(w *wires, ids []peer.ID, g *graph) *links {
+	l := &links{w: w, ids: ids, down: map[[2]int]int{}, edges: map[[2]int]edge{}}
 	for _, e := range g.edges {
 		l.edges[[2]int{e.a, e.b}] = e
 	}
@@ -34,9 +32,7 @@ func (l *links) cut(es []edge) {
 	for _, e := range es {
 		k := [2]int{e.a, e.b}
 		if l.down[k]++; l.down[k] == 1 {
-			a, b := l.ids[e.a], l.ids[e.b]
-			_ = l.mn.DisconnectPeers(a, b)
-			_ = l.mn.UnlinkPeers(a, b)
+			l.w.cut(l.ids[e.a], l.ids[e.b])
 		}
 	}
 }
@@ -48,7 +44,7 @@ func (l *links) restore(es []edge) {
 		k := [2]int{e.a, e.b}
 		if l.down[k]--; l.down[k] == 0 {
 			delete(l.down, k)
-			_ = link(l.mn, l.ids[e.a], l.ids[e.b], l.link.options(e.latency))
+			_ = l.w.connect(l.ids[e.a], l.ids[e.b], e.latency)
 		}
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
@@ -70,6 +69,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rec := newRecorder(sc, start)
+	w := newWires(mn, sc.Link)
 
 	nodes := make([]*honest, sc.Nodes)
 	var closers []func()
@@ -96,10 +96,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		cfg.Work = antispam.DifficultyConfig{Topics: map[string]uint8{sc.Traffic.Topic: sc.Traffic.WorkBits}}
 		idx := i
 		cfg.Ledger.OnBan = func(b antispam.Ban) { rec.ban(idx, b, time.Now()) }
-		var nh host.Host = h
-		if sc.Link.LossPct > 0 {
-			nh = &lossyHost{Host: h, ctx: ctx, mn: mn, loss: sc.Link.LossPct / 100, seed: sc.Seed<<20 | uint64(i)}
-		}
+		nh := &simHost{Host: h, ctx: ctx, w: w, loss: sc.Link.LossPct / 100, seed: sc.Seed<<20 | uint64(i)}
 		psOpts := []pubsub.Option{pubsub.WithRawTracer(tr)}
 		if len(sc.Adversaries) > 0 {
 			psOpts = append(psOpts, pubsub.WithPeerScoreInspect(func(m map[peer.ID]float64) { rec.scored(time.Now(), m) }, time.Second))
@@ -178,7 +175,8 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 				}
 				rec.attackerLinked(h.ID(), target)
 			}
-			env.Attackers = append(env.Attackers, Attacker{Host: h, Key: key})
+			ah := &simHost{Host: h, ctx: ctx, w: w, loss: sc.Link.LossPct / 100, seed: sc.Seed<<20 | uint64(1<<19+len(rec.attackers))}
+			env.Attackers = append(env.Attackers, Attacker{Host: ah, Key: key})
 		}
 		adv := adversaryTypes[spec.Type]()
 		attackWG.Add(1)
@@ -197,7 +195,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	}
 	closers = append(closers, attackWG.Wait, cancel) // cancel first, then wait
 	for _, l := range links {
-		if err := link(mn, l.a, l.b, sc.Link.options(l.latency)); err != nil {
+		if err := w.connect(l.a, l.b, l.latency); err != nil {
 			return Report{}, err
 		}
 	}
@@ -217,7 +215,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	disrupted := make(chan struct{})
 	go func() {
 		defer close(disrupted)
-		disrupt(sc, g, newLinks(mn, ids, g, sc.Link), rand.New(rand.NewPCG(sc.Seed, 0xc0ffee)), start.Add(sc.Warmup.Duration), end)
+		disrupt(sc, g, newLinks(w, ids, g), rand.New(rand.NewPCG(sc.Seed, 0xc0ffee)), start.Add(sc.Warmup.Duration), end)
 	}()
 	for now := time.Now(); now.Before(end); now = time.Now() {
 		time.Sleep(min(time.Second, end.Sub(now)))
@@ -245,17 +243,6 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		return rep, err
 	}
 	return rep, nil
-}
-
-// link connects two hosts through a link of the given one-way latency.
-func link(mn mocknet.Mocknet, a, b peer.ID, opts mocknet.LinkOptions) error {
-	l, err := mn.LinkPeers(a, b)
-	if err != nil {
-		return err
-	}
-	l.SetOptions(opts)
-	_, err = mn.ConnectPeers(a, b)
-	return err
 }
 
 // Random streams drawn from a scenario's seed. The topology and schedule

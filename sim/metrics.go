@@ -138,10 +138,14 @@ func (r *recorder) publish(msg uint64, from int, at time.Time) {
 	r.published[msg] = published{from, at}
 }
 
-// deliver records the first delivery of msg at node.
+// deliver records the first delivery of msg at node; payloads that are
+// not honest messages (valid spam) are not counted.
 func (r *recorder) deliver(node int, msg uint64, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if _, ok := r.published[msg]; !ok {
+		return
+	}
 	m := r.delivered[msg]
 	if m == nil {
 		m = map[int]time.Time{}

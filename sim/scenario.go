@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -81,11 +80,6 @@ type Link struct {
 	LossPct float64 `yaml:"loss_pct"`
 }
 
-// options are a link's settings on the in-memory network.
-func (l Link) options(latency time.Duration) mocknet.LinkOptions {
-	return mocknet.LinkOptions{Latency: latency, Bandwidth: l.BandwidthMbps * 1e6 / 8}
-}
-
 // Traffic is the honest publishing schedule.
 type Traffic struct {
 	Topic string `yaml:"topic"`
@@ -119,6 +113,9 @@ type AdversarySpec struct {
 	// Target is the honest node (by index) an eclipse or censorship
 	// attack aims at; the report then gives its own delivery figures.
 	Target int `yaml:"target"`
+	// WorkBits, for spam-pow, is the proof of work each spam envelope
+	// carries (default: the topic's target, so the spam is valid).
+	WorkBits uint8 `yaml:"work_bits"`
 	// Delay, for replay, is how long after receiving an envelope an
 	// attacker sends it again. The default, 5m, is past the freshness
 	// window (2 min, 30 s of grace) and past the seen caches that cover
@@ -213,6 +210,9 @@ func (sc *Scenario) fillDefaults() {
 		if a.Rate == 0 {
 			a.Rate = 20
 		}
+		if a.WorkBits == 0 && a.Type == "spam-pow" {
+			a.WorkBits = sc.Traffic.WorkBits
+		}
 		if a.Delay.Duration == 0 && a.Type == "replay" {
 			a.Delay.Duration = 5 * time.Minute
 		}
@@ -269,6 +269,9 @@ func (sc Scenario) Validate() error {
 		}
 		if a.Count < 1 || a.Count > 10000 || a.Targets < 1 || a.Targets > sc.Nodes || a.Rate <= 0 || a.Rate > 10000 {
 			return bad("adversaries[%d]: count 1..10000, targets 1..nodes, rate in (0, 10000]", i)
+		}
+		if a.WorkBits > 24 {
+			return bad("adversaries[%d].work_bits: %d above 24", i, a.WorkBits)
 		}
 		if a.Target < 0 || a.Target >= sc.Nodes || a.Start.Duration < 0 || a.Strike.Duration < 0 || a.Delay.Duration < 0 {
 			return bad("adversaries[%d]: target 0..nodes-1, start, strike and delay not negative", i)

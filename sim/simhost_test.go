@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-func TestLossyStreamDelay(t *testing.T) {
+func TestLossDelay(t *testing.T) {
 	const rto = 250 * time.Millisecond
 	for _, c := range []struct {
 		loss  float64
@@ -19,16 +19,16 @@ func TestLossyStreamDelay(t *testing.T) {
 		{1, segmentSize + 1, 2 * rto},
 		{1, 10 * segmentSize, 10 * rto},
 	} {
-		s := &lossyStream{loss: c.loss, rto: rto, rng: rand.New(rand.NewPCG(1, 2))}
-		if got := s.delay(c.bytes); got != c.want {
+		s := &delayedStream{loss: c.loss, rto: rto, rng: rand.New(rand.NewPCG(1, 2))}
+		if got := s.lossDelay(c.bytes); got != c.want {
 			t.Errorf("loss %v, %d bytes: delay %v, want %v", c.loss, c.bytes, got, c.want)
 		}
 	}
 	// At 10 % loss, 10,000 one-segment writes lose about 1,000 segments.
-	s := &lossyStream{loss: 0.1, rto: rto, rng: rand.New(rand.NewPCG(3, 4))}
+	s := &delayedStream{loss: 0.1, rto: rto, rng: rand.New(rand.NewPCG(3, 4))}
 	var lost int
 	for range 10000 {
-		lost += int(s.delay(100) / rto)
+		lost += int(s.lossDelay(100) / rto)
 	}
 	if lost < 900 || lost > 1100 {
 		t.Errorf("10 %% loss lost %d of 10000 segments", lost)
@@ -48,7 +48,7 @@ drain: 5s
 // TestLinkLoss: with 20 % of segments lost, about a fifth of the messages
 // arrive one RTO (2×25 ms + 200 ms) late, and none is lost.
 func TestLinkLoss(t *testing.T) {
-	rep := runScenario(t, twoNodes + `
+	rep := runScenario(t, twoNodes+`
 link: {loss_pct: 20}
 traffic: {publishers: 1, messages: 100, interval: 500ms, size: 200}
 `)
@@ -73,7 +73,7 @@ func TestLinkBandwidth(t *testing.T) {
 		{"link: {}\n", 25, 60},
 		{"link: {bandwidth_mbps: 0.8}\n", 600, 3000},
 	} {
-		rep := runScenario(t, twoNodes + c.link + traffic)
+		rep := runScenario(t, twoNodes+c.link+traffic)
 		t.Logf("%s latency %+v", c.link, rep.LatencyMS)
 		if rep.HonestDeliveryRatio != 1 || rep.LatencyMS.Max < c.min || rep.LatencyMS.Max > c.max {
 			t.Errorf("%s: delivery %.3f, max latency %.1f ms; want 1 and %v..%v ms", c.link, rep.HonestDeliveryRatio, rep.LatencyMS.Max, c.min, c.max)
