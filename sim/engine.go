@@ -91,6 +91,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		tr := &traffic{}
 		cfg := node.LocalConfig()
 		cfg.Key = key
+		sc.Node.apply(&cfg)
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		cfg.ScoreColocationWhitelist = nil
 		cfg.Work = antispam.DifficultyConfig{Topics: map[string]uint8{sc.Traffic.Topic: sc.Traffic.WorkBits}}

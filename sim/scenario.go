@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/node"
 )
 
 // Scenario describes one simulated run. Zero fields take the defaults
@@ -29,6 +32,37 @@ type Scenario struct {
 	Partitions []Partition `yaml:"partitions"`
 	// Churn takes random honest non-publishing nodes offline and back.
 	Churn *Churn `yaml:"churn"`
+	// Node overrides settings of every honest node.
+	Node NodeSettings `yaml:"node"`
+}
+
+// NodeSettings are the node.Config fields a scenario may set; zero keeps
+// the node's default.
+type NodeSettings struct {
+	// MaxMessageAge and MaxClockSkew bound an envelope's timestamp (the
+	// freshness window); the seen caches cover the window plus 30 s of
+	// grace.
+	MaxMessageAge Duration `yaml:"max_message_age"`
+	MaxClockSkew  Duration `yaml:"max_clock_skew"`
+}
+
+// apply sets the settings on a node configuration.
+func (s NodeSettings) apply(cfg *node.Config) {
+	if s.MaxMessageAge.Duration > 0 {
+		cfg.MaxMessageAge = s.MaxMessageAge.Duration
+	}
+	if s.MaxClockSkew.Duration > 0 {
+		cfg.MaxClockSkew = s.MaxClockSkew.Duration
+	}
+}
+
+// seenLifetime is the longest an honest node's GossipSub seen cache can
+// remember a message: its TTL, the freshness window plus grace, plus the
+// minute between the cache's sweeps.
+func (s NodeSettings) seenLifetime() time.Duration {
+	cfg := node.LocalConfig()
+	s.apply(&cfg)
+	return cfg.MaxMessageAge + cfg.MaxClockSkew + gossip.DefaultValidatorConfig(gossip.NetworkFromName(cfg.Network)).Grace + time.Minute
 }
 
 // Partition disconnects nodes [0, Fraction·nodes) from the rest at At
@@ -117,10 +151,11 @@ type AdversarySpec struct {
 	// carries (default: the topic's target, so the spam is valid).
 	WorkBits uint8 `yaml:"work_bits"`
 	// Delay, for replay, is how long after receiving an envelope an
-	// attacker sends it again. The default, 5m, is past the freshness
-	// window (2 min, 30 s of grace) and past the seen caches that cover
-	// the window (3 min, swept once a minute); shorter replays are
-	// dropped as duplicates, unscored.
+	// attacker sends it again. The default is 15 s past the longest the
+	// honest nodes' seen caches remember a message (4m15s with default
+	// node settings: a 3 min TTL swept once a minute), and so also past
+	// the freshness window; shorter replays are dropped as duplicates,
+	// unscored.
 	Delay Duration `yaml:"delay"`
 }
 
@@ -214,7 +249,7 @@ func (sc *Scenario) fillDefaults() {
 			a.WorkBits = sc.Traffic.WorkBits
 		}
 		if a.Delay.Duration == 0 && a.Type == "replay" {
-			a.Delay.Duration = 5 * time.Minute
+			a.Delay.Duration = sc.Node.seenLifetime() + 15*time.Second
 		}
 	}
 }
@@ -254,6 +289,9 @@ func (sc Scenario) Validate() error {
 	}
 	if err := sc.Topology.validate(sc.Nodes); err != nil {
 		return bad("%v", err)
+	}
+	if n := sc.Node; n.MaxMessageAge.Duration < 0 || n.MaxMessageAge.Duration > 24*time.Hour || n.MaxClockSkew.Duration < 0 || n.MaxClockSkew.Duration > time.Hour {
+		return bad("node: max_message_age 0..24h, max_clock_skew 0..1h")
 	}
 	for i, p := range sc.Partitions {
 		if p.Fraction <= 0 || p.Fraction >= 1 || p.At.Duration < 0 || p.Heal.Duration <= p.At.Duration {

@@ -41,6 +41,7 @@ func TestParseScenarioRejects(t *testing.T) {
 		{"jitter 100", base + "link: {jitter_pct: 100}\n", "jitter"},
 		{"loss above 50 %", base + "link: {loss_pct: 60}\n", "loss_pct"},
 		{"negative bandwidth", base + "link: {bandwidth_mbps: -1}\n", "bandwidth_mbps"},
+		{"node max_message_age beyond a day", base + "node: {max_message_age: 25h}\n", "node"},
 		{"negative replay delay", base + "adversaries: [{type: replay, count: 1, delay: -1s}]\n", "delay"},
 		{"bad duration", base + "warmup: soon\n", "line 3"},
 		{"publishers beyond nodes", "nodes: 3\ntopology: {degree: 2}\ntraffic: {publishers: 4, messages: 1}\n", "publishers"},
