@@ -4,7 +4,7 @@ package sim
 
 import "testing"
 
-// TestReplayNeverRedelivered: attackers keep every envelope they forward
+// TestNoRaceReplayNeverRedelivered: attackers keep every envelope they forward
 // and send it again once the honest nodes' seen caches have forgotten it,
 // past the freshness window. No honest subscriber may get a message twice,
 // and the stale replays must get the replayer banned by every neighbour.
@@ -15,8 +15,9 @@ import "testing"
 // Not built with -race: under the race detector this long bubble crashed
 // the runtime in two of three full CI runs (a ThreadSanitizer CHECK, Go
 // issue 78156, and a SIGSEGV in runtime.(*timer).maybeRunChan), never in
-// ten runs on its own. Run it with `go test ./sim`.
-func TestReplayNeverRedelivered(t *testing.T) {
+// ten runs on its own. The README's test command runs the
+// NoRace tests in a second pass without -race.
+func TestNoRaceReplayNeverRedelivered(t *testing.T) {
 	rep := runScenario(t, `
 name: ci-replay
 seed: 11
