@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -49,7 +50,7 @@ func (w *wires) connect(a, b peer.ID, latency time.Duration) error {
 	if err != nil {
 		return err
 	}
-	l.SetOptions(mocknet.LinkOptions{Bandwidth: w.link.BandwidthMbps * 1e6 / 8})
+	l.SetOptions(mocknet.LinkOptions{Latency: mocknetLatency, Bandwidth: w.link.BandwidthMbps * 1e6 / 8})
 	w.mu.Lock()
 	w.latency[pair(a, b)] = latency
 	w.mu.Unlock()
@@ -68,6 +69,12 @@ func (w *wires) latencyOf(a, b peer.ID) time.Duration {
 	defer w.mu.RUnlock()
 	return w.latency[pair(a, b)]
 }
+
+// mocknetLatency is the in-memory link's own latency, under the delay
+// line's. With zero, mocknet re-arms a zero-length timer on every write,
+// and under -race that crashed the runtime inside synctest bubbles
+// (SIGSEGV in timer.maybeRunChan; Go issue 78156 is a relative).
+const mocknetLatency = time.Microsecond
 
 // segmentSize is a TCP segment's payload on a 1500-byte MTU.
 const segmentSize = 1448
@@ -129,14 +136,19 @@ func (h *simHost) SetStreamHandlerMatch(pid protocol.ID, match func(protocol.ID)
 func (h *simHost) wrap(s network.Stream) *delayedStream {
 	latency := h.w.latencyOf(h.ID(), s.Conn().RemotePeer())
 	d := &delayedStream{Stream: s, ctx: h.ctx, latency: latency, loss: h.loss, rto: 2*latency + minRTO,
-		rng: rand.New(rand.NewPCG(h.seed, h.count.Add(1))), reset: make(chan struct{})}
-	d.cond = sync.NewCond(&d.mu)
+		rng:  rand.New(rand.NewPCG(h.seed, h.count.Add(1))),
+		kick: make(chan struct{}, 1), reset: make(chan struct{}), done: make(chan struct{})}
+	d.space = sync.NewCond(&d.mu)
 	return d
 }
 
+// errWriteAfterClose is what a write after Close gets.
+var errWriteAfterClose = errors.New("sim: write on a closed stream")
+
 // delayedStream delivers each write at its arrival time: the link's
 // latency, plus one RTO per lost segment, and never before an earlier
-// write. A goroutine delivers the queue while it is not empty.
+// write. One goroutine per stream, started by its first write, delivers
+// the queue until the stream is closed or reset or the run ends.
 type delayedStream struct {
 	network.Stream
 	ctx     context.Context
@@ -144,16 +156,20 @@ type delayedStream struct {
 	loss    float64
 	rto     time.Duration
 
-	mu       sync.Mutex
-	cond     *sync.Cond // queue drained or space freed
-	rng      *rand.Rand
-	queue    []delayedWrite
-	queued   int       // bytes in queue
-	last     time.Time // arrival of the newest write
-	draining bool
-	err      error         // from the stream; later writes fail with it
-	reset    chan struct{} // closed by Reset: drop the queue
-	resetted bool
+	mu      sync.Mutex
+	space   *sync.Cond // the queue shrank, or the stream failed
+	rng     *rand.Rand
+	queue   []delayedWrite
+	queued  int       // bytes in queue
+	last    time.Time // arrival of the newest write
+	started bool      // deliver is running (or has run)
+	closing bool      // Close: deliver what is queued, then stop
+	err     error     // from the stream; later writes fail with it
+
+	kick      chan struct{} // a write was queued, or closing was set
+	reset     chan struct{} // closed by Reset: drop the queue
+	resetOnce sync.Once
+	done      chan struct{} // closed when deliver returns
 }
 
 type delayedWrite struct {
@@ -165,10 +181,13 @@ func (s *delayedStream) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for s.err == nil && s.queued > 0 && s.queued+len(p) > sendBuffer {
-		s.cond.Wait()
+		s.space.Wait()
 	}
-	if s.err != nil {
+	switch {
+	case s.err != nil:
 		return 0, s.err
+	case s.closing:
+		return 0, errWriteAfterClose
 	}
 	at := time.Now().Add(s.latency + s.lossDelay(len(p)))
 	if at.Before(s.last) {
@@ -177,11 +196,20 @@ func (s *delayedStream) Write(p []byte) (int, error) {
 	s.last = at
 	s.queue = append(s.queue, delayedWrite{at: at, data: append([]byte(nil), p...)})
 	s.queued += len(p)
-	if !s.draining {
-		s.draining = true
-		go s.drain()
+	if !s.started {
+		s.started = true
+		go s.deliver()
 	}
+	s.poke()
 	return len(p), nil
+}
+
+// poke wakes deliver if it waits for work.
+func (s *delayedStream) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
 // lossDelay is how long the segments of an n-byte write wait for
@@ -199,22 +227,34 @@ func (s *delayedStream) lossDelay(n int) time.Duration {
 	return d
 }
 
-func (s *delayedStream) drain() {
+// deliver writes each queued write through at its arrival time.
+func (s *delayedStream) deliver() {
+	defer close(s.done)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		s.mu.Lock()
-		if len(s.queue) == 0 || s.err != nil {
-			s.draining = false
-			s.cond.Broadcast()
-			s.mu.Unlock()
-			return
+		err, empty, closing := s.err, len(s.queue) == 0, s.closing
+		var next delayedWrite
+		if !empty {
+			next = s.queue[0]
 		}
-		next := s.queue[0]
 		s.mu.Unlock()
+		switch {
+		case err != nil, empty && closing:
+			return
+		case empty:
+			select {
+			case <-s.kick:
+			case <-s.reset:
+				s.fail(network.ErrReset)
+			case <-s.ctx.Done():
+				s.fail(s.ctx.Err())
+			}
+			continue
+		}
 
 		t.Reset(time.Until(next.at))
-		var err error
 		select {
 		case <-t.C:
 			_, err = s.Stream.Write(next.data)
@@ -223,25 +263,38 @@ func (s *delayedStream) drain() {
 		case <-s.ctx.Done():
 			err = s.ctx.Err()
 		}
-
 		s.mu.Lock()
-		if err != nil && s.err == nil {
-			s.err = err
-		}
 		s.queue[0] = delayedWrite{}
 		s.queue = s.queue[1:]
 		s.queued -= len(next.data)
-		s.cond.Broadcast()
+		s.space.Broadcast()
 		s.mu.Unlock()
+		if err != nil {
+			s.fail(err)
+		}
 	}
 }
 
-// flush waits until every queued write has been delivered or failed.
-func (s *delayedStream) flush() {
+// fail records the stream's first error and wakes blocked writers.
+func (s *delayedStream) fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for s.draining {
-		s.cond.Wait()
+	if s.err == nil {
+		s.err = err
+	}
+	s.space.Broadcast()
+}
+
+// flush delivers (or fails) every queued write and waits for deliver to
+// stop.
+func (s *delayedStream) flush() {
+	s.mu.Lock()
+	s.closing = true
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		s.poke()
+		<-s.done
 	}
 }
 
@@ -265,15 +318,8 @@ func (s *delayedStream) ResetWithError(code network.StreamErrorCode) error {
 	return s.Stream.ResetWithError(code)
 }
 
+// stop drops the queue: deliver returns, and writes fail.
 func (s *delayedStream) stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.resetted {
-		s.resetted = true
-		close(s.reset)
-	}
-	if s.err == nil {
-		s.err = network.ErrReset
-	}
-	s.cond.Broadcast()
+	s.resetOnce.Do(func() { close(s.reset) })
+	s.fail(network.ErrReset)
 }
