@@ -140,7 +140,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		a, b    peer.ID
 		latency time.Duration
 	}
-	var links []pending
+	var coldLinks, links []pending
 	for _, e := range g.edges {
 		links = append(links, pending{nodes[e.a].id, nodes[e.b].id, e.latency})
 	}
@@ -170,7 +170,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 			for _, target := range targets {
 				l := pending{h.ID(), nodes[target].id, g.linkLatency(rng)}
 				if spec.coldBoot() {
-					links = append([]pending{l}, links...)
+					coldLinks = append(coldLinks, l)
 				} else {
 					links = append(links, l)
 				}
@@ -195,7 +195,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		}()
 	}
 	closers = append(closers, attackWG.Wait, cancel) // cancel first, then wait
-	for _, l := range links {
+	for _, l := range append(coldLinks, links...) {
 		if err := w.connect(l.a, l.b, l.latency); err != nil {
 			return Report{}, err
 		}

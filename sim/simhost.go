@@ -26,15 +26,15 @@ import (
 
 // wires links hosts and remembers each link's one-way latency.
 type wires struct {
-	mn   mocknet.Mocknet
-	link Link
+	mn        mocknet.Mocknet
+	bandwidth float64 // bytes per second; 0 is unlimited
 
 	mu      sync.RWMutex
 	latency map[[2]peer.ID]time.Duration
 }
 
 func newWires(mn mocknet.Mocknet, link Link) *wires {
-	return &wires{mn: mn, link: link, latency: map[[2]peer.ID]time.Duration{}}
+	return &wires{mn: mn, bandwidth: link.BandwidthMbps * 1e6 / 8, latency: map[[2]peer.ID]time.Duration{}}
 }
 
 func pair(a, b peer.ID) [2]peer.ID {
@@ -50,7 +50,7 @@ func (w *wires) connect(a, b peer.ID, latency time.Duration) error {
 	if err != nil {
 		return err
 	}
-	l.SetOptions(mocknet.LinkOptions{Latency: mocknetLatency, Bandwidth: w.link.BandwidthMbps * 1e6 / 8})
+	l.SetOptions(mocknet.LinkOptions{Latency: mocknetLatency, Bandwidth: w.bandwidth})
 	w.mu.Lock()
 	w.latency[pair(a, b)] = latency
 	w.mu.Unlock()
