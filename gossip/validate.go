@@ -70,6 +70,11 @@ type ValidatorConfig struct {
 	// target is ignored, so honest senders are never penalised for one
 	// node's local load. Nil: only the envelope's committed target counts.
 	Work WorkPolicy
+	// MaxHistoryAge is how much older than the checkpoint that commits to
+	// it an envelope recovered by history sync may be (PROTOCOL.md §18.6).
+	// Longer recovers longer outages of quiet topics; shorter narrows what
+	// a log operator can backdate into other nodes' logs.
+	MaxHistoryAge time.Duration
 	// SenderKeyCacheSize bounds how many senders' parsed keys are kept.
 	// Lifting an x-only key to a point costs a square root (~6 % of a
 	// signature check), and a device sends many envelopes; 0 turns the
@@ -78,7 +83,8 @@ type ValidatorConfig struct {
 }
 
 // DefaultValidatorConfig returns the policy for network: 1 MiB envelopes, two
-// minutes of age, 30 s of clock skew, 30 s of grace, 64 Ki remembered IDs.
+// minutes of age, 30 s of clock skew, 30 s of grace, 64 Ki remembered IDs,
+// and history up to a week older than its checkpoint.
 func DefaultValidatorConfig(network Network) ValidatorConfig {
 	return ValidatorConfig{
 		Network:            network,
@@ -87,6 +93,7 @@ func DefaultValidatorConfig(network Network) ValidatorConfig {
 		MaxFutureSkew:      30 * time.Second,
 		Grace:              30 * time.Second,
 		SeenCacheSize:      1 << 16,
+		MaxHistoryAge:      7 * 24 * time.Hour,
 		SenderKeyCacheSize: 1 << 12,
 	}
 }
@@ -98,6 +105,8 @@ func (c ValidatorConfig) Validate() error {
 		return fmt.Errorf("gossip: MaxEnvelopeSize %d outside %d..%d", c.MaxEnvelopeSize, MinEnvelopeSize, MaxEnvelopeSize)
 	case c.MaxAge <= 0:
 		return errors.New("gossip: MaxAge must be positive")
+	case c.MaxHistoryAge < c.MaxAge:
+		return errors.New("gossip: MaxHistoryAge must be at least MaxAge")
 	case c.MaxFutureSkew < 0 || c.Grace < 0:
 		return errors.New("gossip: MaxFutureSkew and Grace must not be negative")
 	case c.SeenCacheSize <= 0:
@@ -168,6 +177,25 @@ func (v *Validator) Stats() Stats {
 // duplicate is answered from the cache before any signature check, since a
 // BIP-340 verification costs a thousand hashes.
 func (v *Validator) Validate(now time.Time, topic string, raw []byte) Result {
+	return v.validate(now, topic, raw, time.Time{})
+}
+
+// ValidateRecovered checks raw as an entry of another node's log that
+// history sync recovered, committed to by a checkpoint that this node
+// accepted at committedAt (PROTOCOL.md §18.6). Every check of Validate
+// runs, with two differences that make sense only for history: freshness
+// is judged against committedAt (the envelope may be at most
+// MaxHistoryAge older, and at most MaxFutureSkew newer, with no grace),
+// and proof of work against the topic's mesh-wide base target only, since
+// this node's raised target reflects its load now, not then. Every failure
+// is a Reject: the log operator vouched for the entry.
+func (v *Validator) ValidateRecovered(now, committedAt time.Time, topic string, raw []byte) Result {
+	return v.validate(now, topic, raw, committedAt)
+}
+
+// validate is Validate when committedAt is zero, ValidateRecovered when not.
+func (v *Validator) validate(now time.Time, topic string, raw []byte, committedAt time.Time) Result {
+	recovered := !committedAt.IsZero()
 	v.validated.Add(1)
 	if len(raw) > v.cfg.MaxEnvelopeSize {
 		// Beyond the protocol limit the forwarder is at fault; beyond only
@@ -190,7 +218,11 @@ func (v *Validator) Validate(now time.Time, topic string, raw []byte) Result {
 	if env.Topic != topic {
 		return res.fail(Reject, fmt.Errorf("%w: %q on %q", ErrWrongTopic, env.Topic, topic))
 	}
-	if verdict, err := v.checkTime(now, env.Time); err != nil {
+	if recovered {
+		if err := v.checkHistoryTime(committedAt, env.Time); err != nil {
+			return res.fail(Reject, err)
+		}
+	} else if verdict, err := v.checkTime(now, env.Time); err != nil {
 		return res.fail(verdict, err)
 	}
 	if got := id.LeadingZeroBits(); got < int(env.PoWTarget) {
@@ -201,7 +233,7 @@ func (v *Validator) Validate(now time.Time, topic string, raw []byte) Result {
 		if env.PoWTarget < base {
 			return res.fail(Reject, fmt.Errorf("%w: committed target %d, topic requires %d", ErrInsufficientWork, env.PoWTarget, base))
 		}
-		if env.PoWTarget < local {
+		if env.PoWTarget < local && !recovered {
 			return res.fail(Ignore, fmt.Errorf("%w: committed target %d, this node currently requires %d", ErrInsufficientWork, env.PoWTarget, local))
 		}
 	}
@@ -273,6 +305,18 @@ func (v *Validator) checkTime(now, ts time.Time) (Verdict, error) {
 		return verdict, fmt.Errorf("%w: %v old, allowed %v", ErrStale, age.Round(time.Millisecond), v.cfg.MaxAge)
 	}
 	return Accept, nil
+}
+
+// checkHistoryTime is the freshness rule for recovered history: ts within
+// [committedAt − MaxHistoryAge, committedAt + MaxFutureSkew].
+func (v *Validator) checkHistoryTime(committedAt, ts time.Time) error {
+	if ahead := ts.Sub(committedAt); ahead > v.cfg.MaxFutureSkew {
+		return fmt.Errorf("%w: %v after the checkpoint that commits to it, allowed %v", ErrFuture, ahead.Round(time.Millisecond), v.cfg.MaxFutureSkew)
+	}
+	if age := committedAt.Sub(ts); age > v.cfg.MaxHistoryAge {
+		return fmt.Errorf("%w: %v before the checkpoint that commits to it, allowed %v", ErrStale, age.Round(time.Millisecond), v.cfg.MaxHistoryAge)
+	}
+	return nil
 }
 
 // MarkVerified records that the envelope (id, sig) carries a valid

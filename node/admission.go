@@ -203,7 +203,9 @@ func (n *Node) startAdmission() error {
 			}
 		}
 	})
-	n.host.SetStreamHandler(AdmissionProtocol, n.handleAdmissionStream)
+	if err := n.handleStream(AdmissionProtocol, n.admissionStreams(), n.handleAdmissionStream); err != nil {
+		return err
+	}
 	n.host.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
 		p := c.RemotePeer()
 		n.goIfRunning(func(ctx context.Context) { n.admitPeer(ctx, p) })

@@ -2,16 +2,13 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"path/filepath"
 	"time"
 
 	"github.com/bitmesh/bitmesh/antispam"
-	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -26,8 +23,11 @@ const BanStoreFileName = "bans.db"
 type defences struct {
 	work    *antispam.Difficulty
 	limiter *antispam.RateLimiter
-	ledger  *antispam.Ledger
-	store   antispam.BanStore
+	// historyLimiter applies the per-sender rate to envelopes recovered
+	// from other nodes' logs, in the envelopes' own time (see admit).
+	historyLimiter *antispam.RateLimiter
+	ledger         *antispam.Ledger
+	store          antispam.BanStore
 	// subjects caches peers' ledger subjects (see peerSubject); bounded,
 	// since it is keyed by whoever connects.
 	subjects *lru.Cache[peer.ID, antispam.Subject]
@@ -46,11 +46,15 @@ func newDefences(cfg Config) (*defences, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	historyLimiter, err := antispam.NewRateLimiter(cfg.Rate)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	subjects, err := lru.New[peer.ID, antispam.Subject](subjectCacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	return &defences{work: work, limiter: limiter, subjects: subjects}, nil
+	return &defences{work: work, limiter: limiter, historyLimiter: historyLimiter, subjects: subjects}, nil
 }
 
 // openLedger opens the ban store (DataDir/bans.db, or memory) and loads
@@ -134,83 +138,6 @@ func (n *Node) peerSubject(p peer.ID) antispam.Subject {
 // long before a ban.
 func (n *Node) appScore(p peer.ID) float64 {
 	return -float64(n.def.ledger.Score(n.clock(), n.peerSubject(p)))
-}
-
-// topicValidator is the GossipSub validator of one topic: the per-peer
-// rate limit, the gossip pipeline, then sender bans and the per-sender rate
-// limit, with every fault recorded in the ledger.
-func (n *Node) topicValidator(topic string) pubsub.ValidatorEx {
-	return func(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-		now := n.clock()
-		local := from == n.self
-		if !local && !n.def.limiter.AllowPeer(now, from) {
-			n.penalise(antispam.PeerSubject(from), antispam.RateExceeded)
-			return pubsub.ValidationIgnore
-		}
-		r := n.validator.Validate(now, topic, m.GetData())
-		// The adaptive difficulty counts every envelope that met the base,
-		// including those ignored for this node's raised target: counting
-		// only accepted ones would hide the flood the raise is holding off.
-		if r.Verdict == gossip.Accept || (r.Verdict == gossip.Ignore && errors.Is(r.Err, gossip.ErrInsufficientWork)) {
-			n.def.work.Observe(now, topic)
-		}
-		switch {
-		case r.Verdict == gossip.Reject && !local:
-			if mis, ok := antispam.ClassifyReject(r.Err); ok {
-				n.penalise(antispam.PeerSubject(from), mis)
-				n.penaliseSigner(r, mis)
-			}
-		case r.Verdict != gossip.Accept:
-		case n.adm != nil && !n.adm.certified(now, r.Envelope.Sender):
-			// The forwarder may not have our revocations yet: not its fault.
-			r.Verdict, r.Err = gossip.Ignore, fmt.Errorf("%w: sender %s", ErrNotCertified, r.Envelope.Sender)
-		case n.deviceBanned(r.Envelope.Sender):
-			// The forwarder may not know of our ban: not its fault.
-			r.Verdict, r.Err = gossip.Ignore, fmt.Errorf("%w: sender %s", antispam.ErrBanned, r.Envelope.Sender)
-		case !local && !n.def.limiter.AllowSender(now, r.Envelope.Sender):
-			// The signature is verified, so the device really sent this much.
-			n.penalise(antispam.DeviceSubject(r.Envelope.Sender), antispam.SenderRateExceeded)
-			r.Verdict, r.Err = gossip.Ignore, fmt.Errorf("%w: sender %s", antispam.ErrRateLimited, r.Envelope.Sender)
-		default:
-			n.runHook(from, &r, m.GetData())
-			if r.Verdict == gossip.Accept {
-				m.ValidatorData = r.Envelope
-			}
-		}
-		n.observe(from, topic, r)
-		return pubsubResult(r.Verdict)
-	}
-}
-
-// penaliseSigner also scores the device that signed a rejected envelope,
-// for the faults that are the signer's own choice: committing to too little
-// work, or a timestamp far in the future. Those checks come before the
-// signature's, so the signature is verified here first: only a device that
-// really signed the bad content is blamed. The cost is bounded: the
-// forwarder is scored for every such envelope and banned after a few.
-func (n *Node) penaliseSigner(r gossip.Result, m antispam.Misbehaviour) {
-	if r.Envelope == nil || (m != antispam.InsufficientWork && m != antispam.Future) {
-		return
-	}
-	if identity.VerifyBIP340(r.Envelope.Sender, r.ID, r.Envelope.Signature) == nil {
-		n.penalise(antispam.DeviceSubject(r.Envelope.Sender), m)
-	}
-}
-
-func (n *Node) deviceBanned(d identity.DeviceID) bool {
-	_, banned := n.def.ledger.Banned(n.clock(), antispam.DeviceSubject(d))
-	return banned
-}
-
-func pubsubResult(v gossip.Verdict) pubsub.ValidationResult {
-	switch v {
-	case gossip.Accept:
-		return pubsub.ValidationAccept
-	case gossip.Ignore:
-		return pubsub.ValidationIgnore
-	default:
-		return pubsub.ValidationReject
-	}
 }
 
 // gater refuses connections to and from banned peers and devices, at dial

@@ -67,6 +67,11 @@ type Config struct {
 	MaxMessageAge time.Duration
 	// MaxClockSkew is how far in the future an envelope's time may be.
 	MaxClockSkew time.Duration
+	// MaxHistoryAge is how much older than the checkpoint committing to it
+	// an envelope recovered from another node's log may be (PROTOCOL.md
+	// §18.6); at least MaxMessageAge. Longer recovers longer outages of
+	// quiet topics; shorter narrows what a log operator can backdate.
+	MaxHistoryAge time.Duration
 	// SeenCacheSize bounds the remembered envelope IDs.
 	SeenCacheSize int
 
@@ -128,6 +133,7 @@ func DefaultConfig() Config {
 		MaxEnvelopeSize:   gossip.MaxEnvelopeSize,
 		MaxMessageAge:     2 * time.Minute,
 		MaxClockSkew:      30 * time.Second,
+		MaxHistoryAge:     7 * 24 * time.Hour,
 		SeenCacheSize:     1 << 16,
 		AdmissionTimeout:  10 * time.Second,
 		Rate:              antispam.DefaultRateConfig(),
@@ -216,6 +222,7 @@ func (c Config) validatorConfig() gossip.ValidatorConfig {
 	v.MaxEnvelopeSize = c.MaxEnvelopeSize
 	v.MaxAge = c.MaxMessageAge
 	v.MaxFutureSkew = c.MaxClockSkew
+	v.MaxHistoryAge = c.MaxHistoryAge
 	v.SeenCacheSize = c.SeenCacheSize
 	return v
 }

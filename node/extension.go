@@ -12,7 +12,9 @@ import (
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node/ext"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // WithExtension runs e inside the node: Start starts it once GossipSub is
@@ -40,6 +42,23 @@ func (x extHost) Logger() *slog.Logger                                 { return 
 func (x extHost) DataDir() string                                      { return x.n.cfg.DataDir }
 func (x extHost) Go(f func(ctx context.Context))                       { x.n.goIfRunning(f) }
 func (x extHost) Penalise(s antispam.Subject, m antispam.Misbehaviour) { x.n.penalise(s, m) }
+
+func (x extHost) Standing(d identity.DeviceID) ext.Standing { return x.n.standing(d) }
+
+func (x extHost) HandleStream(id protocol.ID, lim ext.StreamLimits, h network.StreamHandler) error {
+	return x.n.handleStream(id, lim, h)
+}
+
+func (x extHost) Admit(from peer.ID, topic string, raw []byte, committedAt time.Time) (*gossip.Envelope, error) {
+	if committedAt.IsZero() {
+		return nil, errors.New("node: Admit needs the time its checkpoint was accepted")
+	}
+	r := x.n.admit(x.n.clock(), from, topic, raw, committedAt)
+	if r.Verdict != gossip.Accept {
+		return nil, r.Err
+	}
+	return r.Envelope, nil
+}
 
 func (x extHost) Publish(ctx context.Context, topic string, payload []byte) (gossip.ID, error) {
 	return x.n.Publish(ctx, topic, payload)
@@ -82,29 +101,6 @@ func (n *Node) topicHook(topic string) (ext.TopicHook, bool) {
 	defer n.hooksMu.RUnlock()
 	h, ok := n.hooks[topic]
 	return h, ok
-}
-
-// runHook gives an envelope the node accepted to the topic's extension
-// hook, which may turn the verdict into Ignore or Reject.
-func (n *Node) runHook(from peer.ID, r *gossip.Result, raw []byte) {
-	h, ok := n.topicHook(r.Envelope.Topic)
-	if !ok {
-		return
-	}
-	if h.Check != nil {
-		err := h.Check(from, r.Envelope, raw)
-		v, mis := ext.CheckVerdict(err)
-		if v != gossip.Accept {
-			r.Verdict, r.Err = v, err
-			if v == gossip.Reject && from != n.self {
-				n.penalise(antispam.PeerSubject(from), mis)
-			}
-			return
-		}
-	}
-	if h.Accepted != nil {
-		h.Accepted(from, r.Envelope, raw)
-	}
 }
 
 // startExtensions starts the configured extensions in order. Called

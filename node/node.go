@@ -17,6 +17,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/multiformats/go-multiaddr"
 )
@@ -57,6 +58,9 @@ type Node struct {
 
 	hooksMu sync.RWMutex // guards hooks; taken on every validation
 	hooks   map[string]ext.TopicHook
+
+	streamsMu sync.Mutex // guards streams
+	streams   map[protocol.ID]*streamGate
 
 	wg sync.WaitGroup // every goroutine the node starts
 
@@ -118,6 +122,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		adm:       adm,
 		topics:    make(map[string]*pubsub.Topic),
 		hooks:     make(map[string]ext.TopicHook),
+		streams:   make(map[protocol.ID]*streamGate),
 	}
 	if n.log == nil {
 		n.log = slog.Default()

@@ -253,7 +253,8 @@ func (m *MeshLog) consistency(req Request) (ConsistencyResponse, error) {
 	return resp, nil
 }
 
-// blobs answers a ReqEntries (envelopes [A, A+B)) or a ReqLatest (the
+// blobs answers a ReqEntries (envelopes [A, A+B), as many as fit in
+// MaxEntriesResponseBytes and at least one) or a ReqLatest (the
 // newest signed checkpoint, cosignatures merged) about one of our logs.
 func (m *MeshLog) blobs(req Request) ([][]byte, error) {
 	tl, err := m.ownLog(req.Origin)
@@ -275,13 +276,20 @@ func (m *MeshLog) blobs(req Request) ([][]byte, error) {
 	if req.A >= size || req.B > size-req.A {
 		return nil, fmt.Errorf("%w: entries [%d, +%d) of %d", ErrNotLogged, req.A, req.B, size)
 	}
-	out := make([][]byte, 0, req.B)
+	// One leaf at a time, so an answer never holds more than
+	// MaxEntriesResponseBytes plus the leaf that did not fit.
+	var out [][]byte
+	total := 0
 	for i := req.A; i < req.A+req.B; i++ {
 		leaf, err := tl.log.Leaf(i)
 		if err != nil {
 			return nil, err
 		}
+		if len(out) > 0 && total+len(leaf) > MaxEntriesResponseBytes {
+			break
+		}
 		out = append(out, leaf)
+		total += len(leaf)
 	}
 	return out, nil
 }

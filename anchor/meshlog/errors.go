@@ -21,6 +21,9 @@ var (
 	ErrInconsistent = errors.New("meshlog: inconsistent checkpoints")
 	// ErrClosed: the extension was used after Close or before Start.
 	ErrClosed = errors.New("meshlog: not running")
+	// ErrBudget: a stranger log or a cosignature beyond the node's budget
+	// (Config.StrangerRate, Config.CosignRate).
+	ErrBudget = errors.New("meshlog: over budget")
 	// ErrRemote: a peer answered a stream request with an error.
 	ErrRemote = errors.New("meshlog: peer refused the request")
 )

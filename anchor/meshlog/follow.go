@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
@@ -54,8 +56,10 @@ func peekOrigin(signed []byte) (c anchor.Checkpoint, network string, device iden
 
 // check is the Topic hook's validation: after the node has verified the
 // envelope, the message inside must be well formed, about a log of this
-// network, and signed as its kind requires. Failures are the sender's.
-func (m *MeshLog) check(_ peer.ID, env *gossip.Envelope, _ []byte) error {
+// network, and signed as its kind requires. Failures are the sender's. A
+// checkpoint of a log this node has no reason to follow must also fit the
+// stranger budget (see admitStranger).
+func (m *MeshLog) check(from peer.ID, env *gossip.Envelope, _ []byte) error {
 	h, err := m.running()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ext.ErrIgnore, err)
@@ -83,6 +87,7 @@ func (m *MeshLog) check(_ peer.ID, env *gossip.Envelope, _ []byte) error {
 		if _, err := anchor.OpenCheckpoint(msg.Note, device, c.Origin); err != nil {
 			return ext.Reject(antispam.BadSignature, err)
 		}
+		return m.admitStranger(h, from, c.Origin, device)
 	case KindCosigned:
 		_, cosigners, err := anchor.VerifyCosignatures(msg.Note, device, []identity.DeviceID{env.Sender}, c.Origin)
 		if err != nil {
@@ -95,6 +100,48 @@ func (m *MeshLog) check(_ peer.ID, env *gossip.Envelope, _ []byte) error {
 		if err := msg.Pair.Verify(device, c.Origin); err != nil {
 			return ext.Reject(antispam.Malformed, err)
 		}
+	}
+	return nil
+}
+
+// Followed logs and the stranger budget. A node follows (checks, witnesses,
+// convicts) the logs it has a reason to: those of the topics it logs
+// itself, the ones in Config.WitnessOrigins, and in a permissioned mesh
+// those of certified devices. Any other log is a stranger: anyone can
+// make one with a fresh key per checkpoint, so strangers new to this node
+// are admitted at StrangerRate per forwarding peer and in total; beyond
+// the peer's budget its checkpoints are ignored and the peer is scored
+// RateExceeded per excess checkpoint, beyond the total budget they are
+// only ignored. Honest nodes forward only what they accepted, so an
+// honest neighbour stays within a per-peer budget equal to the total.
+// The followed table keeps the maxFollowedLogs most recently active logs.
+
+// reason reports whether this node follows origin's log whatever the
+// budget.
+func (m *MeshLog) reason(h ext.Host, origin string, device identity.DeviceID) bool {
+	if device == h.Key().DeviceID() || slices.Contains(m.cfg.WitnessOrigins, origin) {
+		return true
+	}
+	if _, _, topic, err := ParseOrigin(origin); err == nil && m.logs[topic] != nil {
+		return true
+	}
+	return h.Standing(device) == ext.Certified
+}
+
+// admitStranger is check's verdict on a valid checkpoint from forwarder
+// from.
+func (m *MeshLog) admitStranger(h ext.Host, from peer.ID, origin string, device identity.DeviceID) error {
+	if m.seen.Contains(origin) || m.reason(h, origin, device) {
+		return nil
+	}
+	now := h.Now()
+	if from != h.Libp2p().ID() && !m.strangers.AllowPeer(now, from) {
+		m.strangersRefused.Add(1)
+		return ext.Reject(antispam.RateExceeded, fmt.Errorf("%w: too many new logs from peer %s", ErrBudget, from))
+	}
+	if !m.strangersTotal.AllowN(now, 1) {
+		m.strangersRefused.Add(1)
+		return fmt.Errorf("%w: %w: too many new logs", ext.ErrIgnore, ErrBudget)
 	}
 	return nil
 }
@@ -122,7 +169,7 @@ func (m *MeshLog) accepted(_ peer.ID, env *gossip.Envelope, _ []byte) {
 		if device == h.Key().DeviceID() {
 			return // our own, echoed back through validation
 		}
-		m.follow(h, c, device, msg.Note)
+		m.follow(h, c, device, msg.Note, env.Time)
 	case KindCosigned:
 		if tl, ok := m.byOrigin[c.Origin]; ok && device == h.Key().DeviceID() {
 			if err := m.addCosignature(tl, c, msg.Note, env.Sender); err != nil {
@@ -134,18 +181,15 @@ func (m *MeshLog) accepted(_ peer.ID, env *gossip.Envelope, _ []byte) {
 	}
 }
 
-// followedLog returns (creating) the state of another device's log, or nil
-// when too many logs are followed already.
+// followedLog returns (creating) the state of another device's log; the
+// least recently active log is forgotten when the table is full.
 func (m *MeshLog) followedLog(origin string, device identity.DeviceID) *followed {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	f, ok := m.seen[origin]
+	f, ok := m.seen.Get(origin)
 	if !ok {
-		if len(m.seen) >= maxFollowedLogs {
-			return nil
-		}
 		f = &followed{origin: origin, device: device, sizes: make(map[uint64][]byte)}
-		m.seen[origin] = f
+		m.seen.Add(origin, f)
 	}
 	return f
 }
@@ -153,12 +197,9 @@ func (m *MeshLog) followedLog(origin string, device identity.DeviceID) *followed
 // follow records another log's checkpoint: a second root for a size seen
 // before is equivocation; a larger size is checked for consistency with
 // the newest checked checkpoint (and cosigned by a witness) in the
-// background.
-func (m *MeshLog) follow(h ext.Host, c anchor.Checkpoint, device identity.DeviceID, signed []byte) {
+// background. at is when this node accepted c.
+func (m *MeshLog) follow(h ext.Host, c anchor.Checkpoint, device identity.DeviceID, signed []byte, at time.Time) {
 	f := m.followedLog(c.Origin, device)
-	if f == nil {
-		return
-	}
 	f.mu.Lock()
 	if f.banned {
 		f.mu.Unlock()
@@ -188,7 +229,7 @@ func (m *MeshLog) follow(h ext.Host, c anchor.Checkpoint, device identity.Device
 		return
 	}
 	h.Go(func(ctx context.Context) {
-		err := m.checkNewer(ctx, h, f, old, oldNote, c, signed)
+		err := m.checkNewer(ctx, h, f, old, oldNote, c, signed, at)
 		f.mu.Lock()
 		f.checking = false
 		f.mu.Unlock()
@@ -202,7 +243,7 @@ func (m *MeshLog) follow(h ext.Host, c anchor.Checkpoint, device identity.Device
 // consistency proof from the log's device), records it, and cosigns it if
 // this node witnesses. A proof that the log's tree at old's size differs
 // from old convicts the log.
-func (m *MeshLog) checkNewer(ctx context.Context, h ext.Host, f *followed, old anchor.Checkpoint, oldNote []byte, c anchor.Checkpoint, signed []byte) error {
+func (m *MeshLog) checkNewer(ctx context.Context, h ext.Host, f *followed, old anchor.Checkpoint, oldNote []byte, c anchor.Checkpoint, signed []byte, at time.Time) error {
 	if oldNote != nil {
 		p, err := f.device.PeerID()
 		if err != nil {
@@ -229,11 +270,17 @@ func (m *MeshLog) checkNewer(ctx context.Context, h ext.Host, f *followed, old a
 		f.latest, f.note = c, signed
 	}
 	f.mu.Unlock()
-	if err := m.syncFrom(ctx, h, f, c); err != nil && ctx.Err() == nil {
+	if err := m.syncFrom(ctx, h, f, c, at); err != nil && ctx.Err() == nil {
 		h.Logger().Info("history sync failed", "origin", c.Origin, "err", err)
 	}
 	if !m.cfg.Witness {
 		return nil
+	}
+	if !m.cosigns.AllowN(h.Now(), 1) {
+		// Neighbours limit each device's rate on Topic too: a witness that
+		// cosigned every checkpoint of a flood would be banned by them.
+		m.cosignsSkipped.Add(1)
+		return fmt.Errorf("%w: cosignature rate", ErrBudget)
 	}
 	cosigned, err := anchor.Cosign(signed, h.Key(), h.Now())
 	if err != nil {
@@ -251,14 +298,12 @@ func (m *MeshLog) checkNewer(ctx context.Context, h ext.Host, f *followed, old a
 // the evidence itself and the evidence is self-contained, gossips it.
 func (m *MeshLog) convict(h ext.Host, origin string, device identity.DeviceID, e anchor.Equivocation, gossipIt bool) {
 	f := m.followedLog(origin, device)
-	if f != nil {
-		f.mu.Lock()
-		already := f.banned
-		f.banned = true
-		f.mu.Unlock()
-		if already {
-			return
-		}
+	f.mu.Lock()
+	already := f.banned
+	f.banned = true
+	f.mu.Unlock()
+	if already {
+		return
 	}
 	h.Logger().Warn("log equivocation: banning its device", "origin", origin, "device", device)
 	h.Penalise(antispam.DeviceSubject(device), antispam.Equivocation)
@@ -281,9 +326,7 @@ func (m *MeshLog) convict(h ext.Host, origin string, device identity.DeviceID, e
 
 // Convicted reports whether this node has seen origin's log equivocate.
 func (m *MeshLog) Convicted(origin string) bool {
-	m.mu.Lock()
-	f, ok := m.seen[origin]
-	m.mu.Unlock()
+	f, ok := m.seen.Peek(origin)
 	if !ok {
 		return false
 	}

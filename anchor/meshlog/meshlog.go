@@ -7,9 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
+
 	"github.com/bitmesh/bitmesh/anchor"
+	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node/ext"
@@ -54,12 +59,36 @@ type Config struct {
 	// checked them consistent with the last one it saw. Every node checks
 	// checkpoints and reports equivocation whether it witnesses or not.
 	Witness bool
+	// WitnessOrigins are other logs (origins) this node follows and
+	// witnesses whatever the stranger budget. Logs of the topics in
+	// Topics, and in a permissioned mesh logs of certified devices, are
+	// followed anyway.
+	WitnessOrigins []string
+	// StrangerRate and StrangerBurst are the budget for logs new to this
+	// node that it has no reason to follow, per forwarding peer and in
+	// total (see follow.go). Higher lets a mesh grow faster than one new
+	// log a second; every stranger costs a consistency check, a sync and
+	// a cosignature, and anyone can make one with a fresh key.
+	StrangerRate  rate.Limit
+	StrangerBurst int
+	// CosignRate and CosignBurst bound the cosignatures this node
+	// publishes on Topic. Neighbours apply their per-device rate limit to
+	// them (antispam.DefaultRateConfig: 50/s, bursts of 200); a witness
+	// above it would get its own device banned.
+	CosignRate  rate.Limit
+	CosignBurst int
 }
 
 // DefaultConfig logs nothing until Topics is set; checkpoints every 256
-// entries or 10 s; witnessing on.
+// entries or 10 s; witnessing on; one stranger log a second (bursts of
+// 64); ten cosignatures a second (bursts of 100), a fifth of the default
+// per-device limit.
 func DefaultConfig() Config {
-	return Config{CheckpointEvery: 256, CheckpointInterval: 10 * time.Second, SyncWindow: 4096, AnchorInterval: time.Hour, Witness: true}
+	return Config{
+		CheckpointEvery: 256, CheckpointInterval: 10 * time.Second, SyncWindow: 4096,
+		AnchorInterval: time.Hour, Witness: true,
+		StrangerRate: 1, StrangerBurst: 64, CosignRate: 10, CosignBurst: 100,
+	}
 }
 
 // Validate reports the first bad field.
@@ -77,6 +106,14 @@ func (c Config) Validate() error {
 	}
 	if c.CheckpointEvery == 0 || c.CheckpointInterval <= 0 || c.SyncWindow == 0 {
 		return errors.New("meshlog: CheckpointEvery, CheckpointInterval and SyncWindow must be positive")
+	}
+	if c.StrangerRate <= 0 || c.StrangerBurst <= 0 || c.CosignRate <= 0 || c.CosignBurst <= 0 {
+		return errors.New("meshlog: StrangerRate, StrangerBurst, CosignRate and CosignBurst must be positive")
+	}
+	for _, o := range c.WitnessOrigins {
+		if _, _, _, err := ParseOrigin(o); err != nil {
+			return fmt.Errorf("meshlog: WitnessOrigins: %w", err)
+		}
 	}
 	return nil
 }
@@ -105,16 +142,24 @@ func ParseOrigin(origin string) (network string, device identity.DeviceID, topic
 type MeshLog struct {
 	cfg Config
 
+	// Set at New, never replaced; each is safe for concurrent use.
+	seen           *lru.Cache[string, *followed] // other logs, by origin; see followedLog
+	strangers      *antispam.RateLimiter         // new stranger logs per forwarding peer
+	strangersTotal *rate.Limiter                 // new stranger logs in all
+	cosigns        *rate.Limiter                 // cosignatures published
+	syncs          chan struct{}                 // a token per running history sync
+	kick           chan struct{}                 // a log reached CheckpointEvery
+
+	strangersRefused, cosignsSkipped atomic.Uint64
+
 	mu       sync.Mutex // guards the fields below
 	h        ext.Host   // nil until Start
 	store    anchor.Store
 	ownStore bool
 	logs     map[string]*topicLog // by topic
 	byOrigin map[string]*topicLog
-	seen     map[string]*followed // other logs' checkpoints, by origin
-	anchored time.Time            // when a checkpoint was last anchored
-	kick     chan struct{}        // a log reached CheckpointEvery
-	notifee  network.Notifiee     // set by Start when the node logs topics
+	anchored time.Time        // when a checkpoint was last anchored
+	notifee  network.Notifiee // set by Start when the node logs topics
 	closed   bool
 }
 
@@ -150,7 +195,23 @@ func New(cfg Config) (*MeshLog, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &MeshLog{cfg: cfg, kick: make(chan struct{}, 1)}, nil
+	seen, err := lru.New[string, *followed](maxFollowedLogs)
+	if err != nil {
+		return nil, err
+	}
+	strangers, err := antispam.NewRateLimiter(antispam.RateConfig{PerPeer: cfg.StrangerRate, PeerBurst: cfg.StrangerBurst, MaxKeys: maxFollowedLogs})
+	if err != nil {
+		return nil, fmt.Errorf("meshlog: %w", err)
+	}
+	return &MeshLog{
+		cfg:            cfg,
+		seen:           seen,
+		strangers:      strangers,
+		strangersTotal: rate.NewLimiter(cfg.StrangerRate, cfg.StrangerBurst),
+		cosigns:        rate.NewLimiter(cfg.CosignRate, cfg.CosignBurst),
+		syncs:          make(chan struct{}, maxConcurrentSyncs),
+		kick:           make(chan struct{}, 1),
+	}, nil
 }
 
 // Name implements ext.Extension.
@@ -180,7 +241,6 @@ func (m *MeshLog) Start(h ext.Host) error {
 	m.h = h
 	m.logs = make(map[string]*topicLog)
 	m.byOrigin = make(map[string]*topicLog)
-	m.seen = make(map[string]*followed)
 	for _, topic := range m.cfg.Topics {
 		origin := Origin(h.NetworkName(), h.Key().DeviceID(), topic)
 		l, err := anchor.OpenLog(m.store, "topic/"+topic)
@@ -193,7 +253,9 @@ func (m *MeshLog) Start(h ext.Host) error {
 			return m.abortStart(err)
 		}
 	}
-	h.Libp2p().SetStreamHandler(ProtocolID, m.handleStream)
+	if err := h.HandleStream(ProtocolID, logStreams, m.handleStream); err != nil {
+		return m.abortStart(err)
+	}
 	if len(m.logs) > 0 {
 		m.notifee = connNotifee{m}
 		h.Libp2p().Network().Notify(m.notifee)

@@ -247,6 +247,22 @@ var keyForFirst *identity.PrivateKey
 // bitmesh validation) connected only to target.
 func injectVia(t *testing.T, ctx context.Context, target *node.Node, topic string, raw []byte) {
 	t.Helper()
+	if err := rawPublisher(t, ctx, target, topic).tp.Publish(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawPub is a plain GossipSub peer (no bitmesh validation) joined to one
+// bitmesh topic.
+type rawPub struct {
+	id peer.ID
+	tp *pubsub.Topic
+}
+
+// rawPublisher connects a plain GossipSub peer to target only and waits
+// until target is subscribed to topic.
+func rawPublisher(t *testing.T, ctx context.Context, target *node.Node, topic string) rawPub {
+	t.Helper()
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		t.Fatal(err)
@@ -276,7 +292,5 @@ func injectVia(t *testing.T, ctx context.Context, target *node.Node, topic strin
 		}
 		return nil
 	})
-	if err := tp.Publish(ctx, raw); err != nil {
-		t.Fatal(err)
-	}
+	return rawPub{h.ID(), tp}
 }

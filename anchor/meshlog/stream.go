@@ -12,6 +12,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/bitmesh/bitmesh/anchor"
+	"github.com/bitmesh/bitmesh/node/ext"
 )
 
 // ProtocolID is the stream protocol through which witnesses ask a log for
@@ -29,13 +32,21 @@ const (
 	statusError = 1
 
 	maxProofHashes = 64 // any tree of up to 2^64 leaves
-	// MaxEntriesPerRequest bounds one entries answer: 256 envelopes of at
-	// most 64 KiB each is 16 MiB in the worst case.
+	// MaxEntriesPerRequest bounds the entries one request asks for.
 	MaxEntriesPerRequest = 256
-	maxEntriesResponse   = MaxEntriesPerRequest * (4 + 64<<10)
+	// MaxEntriesResponseBytes bounds the entry bytes of one answer: it
+	// holds as many of the entries asked for as fit, and always the first
+	// (at most anchor.MaxLeafSize). The asker asks again for the rest.
+	MaxEntriesResponseBytes = 1 << 20
+	maxEntriesResponse      = 1 + 2 + MaxEntriesPerRequest*4 + MaxEntriesResponseBytes + anchor.MaxLeafSize
 	// streamTimeout bounds one request and its answer.
 	streamTimeout = 10 * time.Second
 )
+
+// logStreams bounds the requests a node serves: an answer holds at most
+// about 2 MiB (MaxEntriesResponseBytes and one more leaf while it is
+// read), so eight at once hold at most 16 MiB, however large the log.
+var logStreams = ext.StreamLimits{PerPeer: 2, Total: 8, Timeout: streamTimeout}
 
 // Request asks a log's device about its log: which of the Req kinds, the
 // log's origin and two numbers whose meaning depends on the kind.
@@ -169,13 +180,18 @@ func ReadConsistencyResponse(r io.Reader) (ConsistencyResponse, error) {
 // 32-bit length: the answer to ReqEntries (envelopes) and ReqLatest (one
 // signed note).
 func writeBlobs(w io.Writer, blobs [][]byte) error {
-	b := binary.BigEndian.AppendUint16([]byte{statusOK}, uint16(len(blobs)))
-	for _, x := range blobs {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(x)))
-		b = append(b, x...)
+	if _, err := w.Write(binary.BigEndian.AppendUint16([]byte{statusOK}, uint16(len(blobs)))); err != nil {
+		return err
 	}
-	_, err := w.Write(b)
-	return err
+	for _, x := range blobs {
+		if _, err := w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(x)))); err != nil {
+			return err
+		}
+		if _, err := w.Write(x); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ReadBlobs reads an answer written by writeBlobs: at most max blobs of at
@@ -210,10 +226,10 @@ func ReadBlobs(r io.Reader, max int, maxSize uint32) ([][]byte, error) {
 	return out, nil
 }
 
-// handleStream answers one request about a log this node keeps.
+// handleStream answers one request about a log this node keeps. The node
+// bounds how many run at once and for how long (logStreams).
 func (m *MeshLog) handleStream(s network.Stream) {
 	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(streamTimeout))
 	req, err := ReadRequest(bufio.NewReader(io.LimitReader(s, requestMax)))
 	if err != nil {
 		_ = s.Reset()

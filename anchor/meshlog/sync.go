@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -23,15 +24,30 @@ import (
 // other logs of that topic. Each time it accepts a checkpoint of one, it
 // fetches the entries it has not yet seen from the log's device, checks
 // that they and the compact range before them hash to the checkpoint's
-// root, and appends to its own log (and hands to Config.Recovered) every
-// envelope it had missed. Entries are bound to the checkpoint, so no
-// freshness rule applies: an envelope from before an outage is recovered
-// with its own, old timestamp.
+// root, and only then hands each envelope it had missed to the node's
+// receive path (ext.Host.Admit): the same checks as live gossip, with
+// freshness judged against the time the checkpoint was accepted. What
+// passes is appended to this node's log (and handed to Config.Recovered).
+//
+// Memory: an answer holds at most MaxEntriesResponseBytes of entries, and
+// a sync keeps at most maxSyncHeld bytes of them until the root has been
+// checked; beyond that it keeps only their leaf hashes and fetches those
+// entries again afterwards, each checked against its hash, which the root
+// now vouches for. At most maxConcurrentSyncs run at once.
 
 var rangeFactory = compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 
-// syncFrom brings this node's copy of f's log up to checkpoint c.
-func (m *MeshLog) syncFrom(ctx context.Context, h ext.Host, f *followed, c anchor.Checkpoint) error {
+const (
+	// maxSyncHeld bounds the entry bytes one sync holds before the root
+	// is checked.
+	maxSyncHeld = 4 << 20
+	// maxConcurrentSyncs bounds the syncs (and so their memory) at once.
+	maxConcurrentSyncs = 2
+)
+
+// syncFrom brings this node's copy of f's log up to checkpoint c, which it
+// accepted at committedAt.
+func (m *MeshLog) syncFrom(ctx context.Context, h ext.Host, f *followed, c anchor.Checkpoint, committedAt time.Time) error {
 	_, _, topic, err := ParseOrigin(c.Origin)
 	if err != nil {
 		return err
@@ -43,6 +59,12 @@ func (m *MeshLog) syncFrom(ctx context.Context, h ext.Host, f *followed, c ancho
 	p, err := f.device.PeerID()
 	if err != nil {
 		return err
+	}
+	select {
+	case m.syncs <- struct{}{}:
+		defer func() { <-m.syncs }()
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	f.mu.Lock()
 	start, rng := f.syncedSize, f.syncRange
@@ -74,26 +96,25 @@ func (m *MeshLog) syncFrom(ctx context.Context, h ext.Host, f *followed, c ancho
 			return err
 		}
 	}
-	var leaves [][]byte
-	for next := start; next < c.Size; {
-		n := min(c.Size-next, MaxEntriesPerRequest)
-		got, err := ask(ctx, h.Libp2p(), p, Request{Kind: ReqEntries, Origin: c.Origin, A: next, B: n}, maxEntriesResponse, func(r io.Reader) ([][]byte, error) {
-			return ReadBlobs(r, int(n), anchor.MaxLeafSize)
-		})
-		if err != nil {
-			return err
+	// Pass 1: every entry's leaf hash into the range; the entries
+	// themselves only while they fit in maxSyncHeld.
+	leafHashes := make([][32]byte, 0, c.Size-start)
+	var held [][]byte
+	heldBytes := 0
+	err = fetchEntries(ctx, h, p, c.Origin, start, c.Size, func(leaf []byte) error {
+		lh := rfc6962.DefaultHasher.HashLeaf(leaf)
+		leafHashes = append(leafHashes, [32]byte(lh))
+		if heldBytes+len(leaf) <= maxSyncHeld && len(held) == len(leafHashes)-1 {
+			held = append(held, leaf)
+			heldBytes += len(leaf)
 		}
-		if uint64(len(got)) != n {
-			m.blame(h, p, fmt.Errorf("%w: %d entries for %d asked", ErrMalformed, len(got), n))
-			return ErrMalformed
+		return rng.Append(lh, nil)
+	})
+	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			m.blame(h, p, err)
 		}
-		for _, leaf := range got {
-			if err := rng.Append(rfc6962.DefaultHasher.HashLeaf(leaf), nil); err != nil {
-				return err
-			}
-		}
-		leaves = append(leaves, got...)
-		next += n
+		return err
 	}
 	root, err := rng.GetRootHash(nil)
 	if err != nil {
@@ -104,15 +125,27 @@ func (m *MeshLog) syncFrom(ctx context.Context, h ext.Host, f *followed, c ancho
 		m.blame(h, p, err)
 		return err
 	}
-	recovered := 0
-	for _, leaf := range leaves {
-		ok, err := m.recover(h, tl, leaf)
+	// The root vouches for every leaf hash now. Admit what we held, then
+	// fetch the rest again, each checked against its hash.
+	var st syncStats
+	for _, leaf := range held {
+		st.add(m.recover(h, tl, p, leaf, committedAt))
+	}
+	if rest := start + uint64(len(held)); rest < c.Size {
+		err = fetchEntries(ctx, h, p, c.Origin, rest, c.Size, func(leaf []byte) error {
+			i := rest - start
+			if [32]byte(rfc6962.DefaultHasher.HashLeaf(leaf)) != leafHashes[i] {
+				return fmt.Errorf("%w: entry %d differs from the one first served", ErrInconsistent, rest)
+			}
+			rest++
+			st.add(m.recover(h, tl, p, leaf, committedAt))
+			return nil
+		})
 		if err != nil {
-			h.Logger().Info("history entry refused", "origin", c.Origin, "err", err)
-			continue
-		}
-		if ok {
-			recovered++
+			if errors.Is(err, ErrMalformed) || errors.Is(err, ErrInconsistent) {
+				m.blame(h, p, err)
+			}
+			return err
 		}
 	}
 	f.mu.Lock()
@@ -120,8 +153,34 @@ func (m *MeshLog) syncFrom(ctx context.Context, h ext.Host, f *followed, c ancho
 		f.syncedSize, f.syncRange = c.Size, rng
 	}
 	f.mu.Unlock()
-	if recovered > 0 {
-		h.Logger().Info("recovered missed entries", "origin", c.Origin, "count", recovered)
+	if st.recovered > 0 || st.refused > 0 {
+		h.Logger().Info("history synced", "origin", c.Origin, "recovered", st.recovered, "refused", st.refused, "first_refusal", st.firstErr)
+	}
+	return nil
+}
+
+// fetchEntries asks p for entries [from, to) of origin's log, as many
+// requests as the answers' byte bound needs, and hands each to each. An
+// answer that is empty, too long or not a list of entries fails with
+// ErrMalformed.
+func fetchEntries(ctx context.Context, h ext.Host, p peer.ID, origin string, from, to uint64, each func([]byte) error) error {
+	for next := from; next < to; {
+		n := min(to-next, MaxEntriesPerRequest)
+		got, err := ask(ctx, h.Libp2p(), p, Request{Kind: ReqEntries, Origin: origin, A: next, B: n}, maxEntriesResponse, func(r io.Reader) ([][]byte, error) {
+			return ReadBlobs(r, int(n), anchor.MaxLeafSize)
+		})
+		if err != nil {
+			return err
+		}
+		if len(got) == 0 {
+			return fmt.Errorf("%w: no entries for [%d, +%d)", ErrMalformed, next, n)
+		}
+		for _, leaf := range got {
+			if err := each(leaf); err != nil {
+				return err
+			}
+		}
+		next += uint64(len(got))
 	}
 	return nil
 }
@@ -130,17 +189,29 @@ func cloneRange(r *compact.Range) (*compact.Range, error) {
 	return rangeFactory.NewRange(r.Begin(), r.End(), r.Hashes())
 }
 
-// recover appends one history entry to our log of its topic unless it is
-// there already. The entry is a leaf of a checkpointed log, but only its
-// own signature says who sent it, so that is checked first.
-func (m *MeshLog) recover(h ext.Host, tl *topicLog, leaf []byte) (bool, error) {
-	env, err := gossip.Decode(leaf)
-	if err != nil {
-		return false, err
+// syncStats counts what one sync did with the entries it fetched.
+type syncStats struct {
+	recovered, refused int
+	firstErr           error
+}
+
+func (s *syncStats) add(ok bool, err error) {
+	switch {
+	case err != nil:
+		s.refused++
+		if s.firstErr == nil {
+			s.firstErr = err
+		}
+	case ok:
+		s.recovered++
 	}
-	if env.Topic != tl.topic || env.Network != gossip.NetworkFromName(h.NetworkName()) {
-		return false, fmt.Errorf("%w: entry of %q on another topic or network", ErrWrongLog, tl.topic)
-	}
+}
+
+// recover hands one entry of a checkpointed log, served by p, to the
+// node's receive path unless our log of the topic has it already. The
+// path checks it as live gossip is checked (scoring p for what fails)
+// and its Check hook, our appender, logs it.
+func (m *MeshLog) recover(h ext.Host, tl *topicLog, p peer.ID, leaf []byte, committedAt time.Time) (bool, error) {
 	id := gossip.MessageID(leaf)
 	tl.mu.Lock()
 	_, have := tl.index[id]
@@ -148,18 +219,10 @@ func (m *MeshLog) recover(h ext.Host, tl *topicLog, leaf []byte) (bool, error) {
 	if have {
 		return false, nil
 	}
-	if err := identity.VerifyBIP340(env.Sender, [32]byte(id), env.Signature); err != nil {
-		return false, err
-	}
-	i, err := tl.log.AppendOne(leaf)
+	env, err := h.Admit(p, tl.topic, leaf, committedAt)
 	if err != nil {
 		return false, err
 	}
-	tl.mu.Lock()
-	if _, dup := tl.index[id]; !dup {
-		tl.index[id] = i
-	}
-	tl.mu.Unlock()
 	if m.cfg.Recovered != nil {
 		m.cfg.Recovered(tl.topic, env)
 	}
@@ -195,6 +258,9 @@ func (m *MeshLog) askLatest(ctx context.Context, h ext.Host, p peer.ID) {
 	if err != nil {
 		return // not a bitmesh key
 	}
+	if !waitAdmitted(ctx, h, device) {
+		return // a peer the node refuses gets nothing into our logs
+	}
 	for _, topic := range m.cfg.Topics {
 		origin := Origin(h.NetworkName(), device, topic)
 		notes, err := ask(ctx, h.Libp2p(), p, Request{Kind: ReqLatest, Origin: origin}, 2+4+anchor.MaxSignedCheckpointSize+1, func(r io.Reader) ([][]byte, error) {
@@ -211,6 +277,28 @@ func (m *MeshLog) askLatest(ctx context.Context, h ext.Host, p peer.ID) {
 			m.blame(h, p, err)
 			continue
 		}
-		m.follow(h, c, device, notes[0])
+		m.follow(h, c, device, notes[0], h.Now())
 	}
+}
+
+// admissionWait is how long askLatest waits for a new peer of a
+// permissioned mesh to prove its certificate: the admission exchange runs
+// when the connection opens, alongside askLatest.
+const admissionWait = 10 * time.Second
+
+// waitAdmitted reports whether device is in good standing, waiting up to
+// admissionWait for a pending admission.
+func waitAdmitted(ctx context.Context, h ext.Host, device identity.DeviceID) bool {
+	ctx, cancel := context.WithTimeout(ctx, admissionWait)
+	defer cancel()
+	t := time.NewTicker(admissionWait / 40)
+	defer t.Stop()
+	for h.Standing(device) == ext.Refused {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+	return true
 }

@@ -25,7 +25,9 @@ import (
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // Extension is a feature that runs inside a node.
@@ -69,6 +71,55 @@ type Host interface {
 	// Watch joins topic and calls hook for its envelopes. One hook per
 	// topic; a second Watch of the same topic fails.
 	Watch(topic string, hook TopicHook) error
+	// Admit runs an envelope that reached the extension by another way
+	// than live gossip (history sync, an import) through the node's whole
+	// receive path, as if it had arrived on topic from peer from: the same
+	// checks, scoring and observer, then the topic's hook (so a logged
+	// topic's Check appends it). committedAt is when this node accepted
+	// the signed checkpoint that commits to the envelope; freshness is
+	// judged against it (PROTOCOL.md §18.6). It returns the decoded
+	// envelope, or the reason it was refused: a fault is scored against
+	// from, as the live path scores a forwarder.
+	Admit(from peer.ID, topic string, raw []byte, committedAt time.Time) (*gossip.Envelope, error)
+	// Standing tells whether a device may take part in the mesh now.
+	Standing(d identity.DeviceID) Standing
+	// HandleStream registers handler for protocol id with the node's
+	// bounds: at most lim.PerPeer streams of one peer and lim.Total in all
+	// run at once (a stream beyond them is reset and counted), and each
+	// stream has lim.Timeout to finish. Every stream protocol of an
+	// extension goes through it; Close need not remove it.
+	HandleStream(id protocol.ID, lim StreamLimits, handler network.StreamHandler) error
+}
+
+// Standing is what a node thinks of a device.
+type Standing int
+
+const (
+	// Refused: banned, or not certified in a permissioned mesh.
+	Refused Standing = iota
+	// Open: not banned, in an open mesh, where anyone may take part.
+	Open
+	// Certified: holds a valid certificate in a permissioned mesh.
+	Certified
+)
+
+// StreamLimits bound the streams of one protocol that a node serves.
+type StreamLimits struct {
+	// PerPeer is how many streams of one peer run at once.
+	PerPeer int
+	// Total is how many streams of all peers run at once. Total × the
+	// handler's largest answer bounds the protocol's memory.
+	Total int
+	// Timeout bounds one stream, request and answer.
+	Timeout time.Duration
+}
+
+// Validate reports a limit that is not positive.
+func (l StreamLimits) Validate() error {
+	if l.PerPeer <= 0 || l.Total < l.PerPeer || l.Timeout <= 0 {
+		return fmt.Errorf("ext: stream limits %+v: PerPeer and Timeout must be positive, Total at least PerPeer", l)
+	}
+	return nil
 }
 
 // TopicHook lets an extension take part in validating a topic and see

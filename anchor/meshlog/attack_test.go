@@ -1,0 +1,302 @@
+package meshlog_test
+
+// Attacks on a node's logs by a peer with no rights, on real nodes over
+// loopback (PROTOCOL.md §18.6, SECURITY.md).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bitmesh/bitmesh/anchor"
+	"github.com/bitmesh/bitmesh/anchor/meshlog"
+	"github.com/bitmesh/bitmesh/antispam"
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/node"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// sealed signs an envelope on topic of network at time at.
+func sealed(t *testing.T, key *identity.PrivateKey, network, topic string, at time.Time, seq uint64, payload string) []byte {
+	t.Helper()
+	env := &gossip.Envelope{Network: gossip.NetworkFromName(network), Time: at, Seq: seq, Topic: topic, Payload: []byte(payload)}
+	raw, _, err := env.Seal(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func newKey(t *testing.T) *identity.PrivateKey {
+	t.Helper()
+	k, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// startPoisonedLog starts a node whose log of topic already holds leaves
+// (a log operator that appended what it liked) and signs a checkpoint of
+// it, before anyone connects.
+func startPoisonedLog(t *testing.T, topic string, leaves [][]byte, cfg node.Config) logNode {
+	t.Helper()
+	store := anchor.NewMemoryStore()
+	l, err := anchor.OpenLog(store, "topic/"+topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(leaves); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lc := meshlog.DefaultConfig()
+	lc.Topics = []string{topic}
+	lc.Store = store
+	lc.CheckpointInterval = time.Hour
+	ml, err := meshlog.New(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(cfg, node.WithExtension(ml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if _, err := ml.Checkpoint(context.Background(), topic); err != nil {
+		t.Fatal(err)
+	}
+	return logNode{n, ml}
+}
+
+// startLogVictim starts a node logging topic that dials bootstrap.
+func startLogVictim(t *testing.T, topic string, cfg node.Config, recovered func(*gossip.Envelope)) logNode {
+	t.Helper()
+	lc := meshlog.DefaultConfig()
+	lc.Topics = []string{topic}
+	lc.CheckpointInterval = time.Hour
+	if recovered != nil {
+		lc.Recovered = func(_ string, env *gossip.Envelope) { recovered(env) }
+	}
+	ml, err := meshlog.New(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(cfg, node.WithExtension(ml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return logNode{n, ml}
+}
+
+func logSize(ml *meshlog.MeshLog) uint64 { return ml.Logs()[0].Size }
+
+// TestHistorySyncAdmitsOnlyWhatLiveWould: a log operator serves history
+// that the live path would refuse — envelopes dated 2001 and 2100, one
+// signed by a device the victim banned, one with a bad signature, one of
+// another topic, and a device's burst beyond its rate — among honest
+// entries. The victim recovers exactly the honest entries and scores the
+// operator.
+func TestHistorySyncAdmitsOnlyWhatLiveWould(t *testing.T) {
+	const topic = "sensors/quake"
+	net := node.LocalConfig().Network
+	now := time.Now()
+	honest, banned, chatty, forger := newKey(t), newKey(t), newKey(t), newKey(t)
+	burst := antispam.DefaultRateConfig().SenderBurst
+
+	var leaves [][]byte
+	want := map[string]bool{}
+	for i := range 3 {
+		p := fmt.Sprintf("honest %d", i)
+		leaves = append(leaves, sealed(t, honest, net, topic, now.Add(-time.Duration(3-i)*time.Minute), uint64(i+1), p))
+		want[p] = true
+	}
+	// One device's burst at one instant: its rate admits SenderBurst.
+	for i := range burst + 50 {
+		p := fmt.Sprintf("chatty %d", i)
+		leaves = append(leaves, sealed(t, chatty, net, topic, now, uint64(i+1), p))
+		if i < burst {
+			want[p] = true
+		}
+	}
+	leaves = append(leaves,
+		sealed(t, forger, net, topic, time.Date(2001, 9, 1, 0, 0, 0, 0, time.UTC), 1, "dated 2001"),
+		sealed(t, forger, net, topic, time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC), 2, "dated 2100"),
+		sealed(t, banned, net, topic, now, 1, "from a banned device"),
+		sealed(t, forger, net, "other/topic", now, 3, "another topic"),
+	)
+	forged := sealed(t, forger, net, topic, now, 4, "bad signature")
+	forged[len(forged)-1] ^= 1
+	leaves = append(leaves, forged)
+
+	evil := startPoisonedLog(t, topic, leaves, node.LocalConfig())
+
+	got := make(chan string, len(leaves))
+	victim := startLogVictim(t, topic, node.LocalConfig(), func(env *gossip.Envelope) { got <- string(env.Payload) })
+	if err := victim.n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.n.Ban(antispam.DeviceSubject(banned.DeviceID()), time.Hour, "test"); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, victim.n, evil.n)
+
+	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if size := logSize(victim.log); size < uint64(len(want)) {
+			return fmt.Errorf("victim logged %d of the %d honest entries", size, len(want))
+		}
+		if score := scoreOf(t, victim.n, antispam.PeerSubject(evil.n.PeerID())); score == 0 {
+			return fmt.Errorf("the log operator is not scored")
+		}
+		return nil
+	})
+	if size := logSize(victim.log); size != uint64(len(want)) {
+		t.Fatalf("victim's log has %d entries, want the %d honest ones", size, len(want))
+	}
+	close(got)
+	for p := range got {
+		if !want[p] {
+			t.Errorf("recovered %q, which the live path refuses", p)
+		}
+		delete(want, p)
+	}
+	if len(want) > 0 {
+		t.Errorf("%d honest entries not recovered", len(want))
+	}
+}
+
+// connect dials b from a.
+func connect(t *testing.T, a, b *node.Node) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Host().Connect(ctx, peer.AddrInfo{ID: b.PeerID(), Addrs: b.Host().Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// scoreOf is s's misbehaviour score at n, or 100 if n banned s.
+func scoreOf(t *testing.T, n *node.Node, s antispam.Subject) uint32 {
+	t.Helper()
+	bans, err := n.Bans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bans {
+		if b.Subject == s {
+			return 100
+		}
+	}
+	scores, err := n.Scores()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range scores {
+		if sc.Subject == s {
+			return sc.Score
+		}
+	}
+	return 0
+}
+
+// TestJunkCheckpointFloodCannotTurnWitnessAgainstItself: a plain GossipSub
+// peer floods a witness with checkpoints of throwaway logs (a fresh key
+// each) at 150 a second. The witness follows and cosigns only a budget of
+// them, so its honest neighbour never bans the witness's device for its
+// cosignature rate; the flooder is the one banned; and a log the witness
+// is configured to witness is still cosigned after the flood.
+func TestJunkCheckpointFloodCannotTurnWitnessAgainstItself(t *testing.T) {
+	const junkTopic, honestTopic, flood = "junk", "site/b", 600
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	honestLog := startLogNodes(t, 1, honestTopic)[0]
+	lc := meshlog.DefaultConfig()
+	lc.Topics = []string{"site/a"}
+	lc.CheckpointInterval = time.Hour
+	lc.WitnessOrigins = []string{honestLog.log.Logs()[0].Origin}
+	wl, err := meshlog.New(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := node.LocalConfig()
+	for _, a := range honestLog.n.Addrs() {
+		cfg.BootstrapPeers = append(cfg.BootstrapPeers, a.String())
+	}
+	witness, err := node.New(cfg, node.WithExtension(wl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := witness.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { witness.Close() })
+	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+		if len(honestLog.n.TopicPeers(meshlog.Topic)) == 0 || len(witness.TopicPeers(meshlog.Topic)) == 0 {
+			return fmt.Errorf("witness and log not on %s yet", meshlog.Topic)
+		}
+		return nil
+	})
+
+	net := witness.NetworkName()
+	junk := make([][]byte, flood)
+	for i := range junk {
+		k := newKey(t)
+		c := anchor.Checkpoint{Origin: meshlog.Origin(net, k.DeviceID(), junkTopic), Size: 1, Root: [32]byte{byte(i), byte(i >> 8)}}
+		signed, err := anchor.SignCheckpoint(c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, err := meshlog.Message{Kind: meshlog.KindCheckpoint, Note: signed}.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk[i] = sealed(t, k, net, meshlog.Topic, time.Now(), 1, string(payload))
+	}
+	flooder := rawPublisher(t, ctx, witness, meshlog.Topic)
+	tick := time.NewTicker(time.Second / 150)
+	for _, raw := range junk {
+		<-tick.C
+		if witness.Host().Network().Connectedness(flooder.id) != network.Connected {
+			break // banned and cut off
+		}
+		_ = flooder.tp.Publish(ctx, raw)
+	}
+	tick.Stop()
+
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if scoreOf(t, witness, antispam.PeerSubject(flooder.id)) < 100 {
+			return errors.New("the flooder is not banned by the witness")
+		}
+		return nil
+	})
+	if s := scoreOf(t, honestLog.n, antispam.DeviceSubject(witness.DeviceID())); s >= 100 {
+		t.Fatalf("the honest neighbour banned the witness's device (score %d)", s)
+	}
+	if honestLog.n.Host().Network().Connectedness(witness.PeerID()) != network.Connected {
+		t.Fatal("the honest neighbour dropped the witness")
+	}
+
+	if _, err := honestLog.n.Publish(ctx, honestTopic, []byte("after the flood")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := honestLog.log.Checkpoint(ctx, honestTopic); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+		if got := honestLog.log.Logs()[0].Cosigners; len(got) != 1 || got[0] != witness.DeviceID() {
+			return fmt.Errorf("honest checkpoint cosigned by %v, want the witness", got)
+		}
+		return nil
+	})
+}
