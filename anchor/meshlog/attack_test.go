@@ -72,7 +72,9 @@ func startPoisonedLog(t *testing.T, topic string, leaves [][]byte, cfg node.Conf
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	if _, err := ml.Checkpoint(context.Background(), topic); err != nil {
+	// Publishing it may fail (an uncertified node refuses its own
+	// envelopes); the signed checkpoint is kept and served all the same.
+	if signed, err := ml.Checkpoint(context.Background(), topic); signed == nil {
 		t.Fatal(err)
 	}
 	return logNode{n, ml}
@@ -299,4 +301,60 @@ func TestJunkCheckpointFloodCannotTurnWitnessAgainstItself(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// certifiedConfig is a node config of a permissioned mesh run by op; the
+// key is certified when certified is set.
+func certifiedConfig(t *testing.T, op, key *identity.PrivateKey, certified bool) node.Config {
+	t.Helper()
+	c := node.LocalConfig()
+	c.Key = key
+	c.Operators = []string{op.DeviceID().String()}
+	c.AdmissionTimeout = 2 * time.Second
+	if certified {
+		now := time.Now()
+		cert, err := identity.IssueCertificate(op, identity.Certificate{
+			Network: c.Network, Device: key.DeviceID(), Roles: []string{"publish"},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Serial: 1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Certificate, err = cert.Encode(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// TestUncertifiedLogGetsNothingIn: in a permissioned mesh, a peer without
+// a certificate serves a log of envelopes (its own and a certified
+// device's) during its admission window. The victim syncs nothing from it
+// and disconnects it when the window ends.
+func TestUncertifiedLogGetsNothingIn(t *testing.T) {
+	const topic = "plant/valves"
+	op, certifiedDevice, intruder := newKey(t), newKey(t), newKey(t)
+	net := node.LocalConfig().Network
+	now := time.Now()
+	var leaves [][]byte
+	for i := range 11 {
+		leaves = append(leaves,
+			sealed(t, intruder, net, topic, now, uint64(i+1), fmt.Sprintf("intruder %d", i)),
+			sealed(t, certifiedDevice, net, topic, now, uint64(i+1), fmt.Sprintf("relayed %d", i)))
+	}
+	evil := startPoisonedLog(t, topic, leaves, certifiedConfig(t, op, intruder, false))
+	victim := startLogVictim(t, topic, certifiedConfig(t, op, newKey(t), true), nil)
+	if err := victim.n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, victim.n, evil.n)
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if victim.n.Host().Network().Connectedness(evil.n.PeerID()) == network.Connected {
+			return errors.New("uncertified peer still connected")
+		}
+		return nil
+	})
+	if size := logSize(victim.log); size != 0 {
+		t.Fatalf("an uncertified peer put %d entries into the victim's log", size)
+	}
 }
