@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -204,4 +205,24 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestPublishSaysWhyItWasRefused: a node that banned its own device gets
+// the reason from Publish, not only GossipSub's "validation ignored".
+func TestPublishSaysWhyItWasRefused(t *testing.T) {
+	n, err := New(LocalConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Ban(antispam.DeviceSubject(n.DeviceID()), time.Hour, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Publish(ctx, "t", []byte("x")); !errors.Is(err, antispam.ErrBanned) {
+		t.Fatalf("publish by a banned device: %v, want antispam.ErrBanned", err)
+	}
 }

@@ -62,6 +62,9 @@ type Node struct {
 	streamsMu sync.Mutex // guards streams
 	streams   map[protocol.ID]*streamGate
 
+	refusedMu sync.Mutex          // guards refused
+	refused   map[gossip.ID]error // why own envelopes were refused; see Publish
+
 	wg sync.WaitGroup // every goroutine the node starts
 
 	// spawnMu guards stopping. Callbacks from libp2p (connection events,
@@ -123,6 +126,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		topics:    make(map[string]*pubsub.Topic),
 		hooks:     make(map[string]ext.TopicHook),
 		streams:   make(map[protocol.ID]*streamGate),
+		refused:   make(map[gossip.ID]error),
 	}
 	if n.log == nil {
 		n.log = slog.Default()

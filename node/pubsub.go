@@ -70,6 +70,11 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 		return id, fmt.Errorf("node: publish on %q: waiting for %d peers: %w", topic, o.minPeers, err)
 	}
 	if err := t.Publish(ctx, raw); err != nil {
+		if reason := n.localRefusal(id); reason != nil {
+			// The node's own checks refused it: say which, not only
+			// GossipSub's "validation ignored".
+			err = reason
+		}
 		return id, fmt.Errorf("node: publish on %q: %w", topic, err)
 	}
 	return id, nil

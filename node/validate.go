@@ -83,10 +83,37 @@ func (n *Node) admit(now time.Time, from peer.ID, topic string, raw []byte, comm
 		n.penalise(antispam.DeviceSubject(r.Envelope.Sender), antispam.SenderRateExceeded)
 		r.Verdict, r.Err = gossip.Ignore, fmt.Errorf("%w: sender %s", antispam.ErrRateLimited, r.Envelope.Sender)
 	default:
-		n.runHook(from, &r, raw)
+		n.runHook(from, &r, raw, recovered)
+	}
+	if local && r.Verdict != gossip.Accept {
+		n.recordLocalRefusal(r.ID, r.Err)
 	}
 	n.observe(from, topic, r)
 	return r
+}
+
+// maxLocalRefusals bounds the reasons kept for Publish; each is taken by
+// the Publish that caused it at once, so only a lost one stays.
+const maxLocalRefusals = 256
+
+// recordLocalRefusal keeps why the node's own envelope id was refused, for
+// Publish to return: GossipSub reports only "validation ignored".
+func (n *Node) recordLocalRefusal(id gossip.ID, err error) {
+	n.refusedMu.Lock()
+	defer n.refusedMu.Unlock()
+	if len(n.refused) >= maxLocalRefusals {
+		clear(n.refused)
+	}
+	n.refused[id] = err
+}
+
+// localRefusal takes the reason recorded for id, if any.
+func (n *Node) localRefusal(id gossip.ID) error {
+	n.refusedMu.Lock()
+	defer n.refusedMu.Unlock()
+	err := n.refused[id]
+	delete(n.refused, id)
+	return err
 }
 
 // allowSender takes a token from the sender's bucket: at now for live
@@ -100,13 +127,17 @@ func (n *Node) allowSender(now time.Time, env *gossip.Envelope, recovered bool) 
 
 // runHook gives an envelope the node accepted to the topic's extension
 // hook, which may turn the verdict into Ignore or Reject.
-func (n *Node) runHook(from peer.ID, r *gossip.Result, raw []byte) {
+func (n *Node) runHook(from peer.ID, r *gossip.Result, raw []byte, recovered bool) {
 	h, ok := n.topicHook(r.Envelope.Topic)
 	if !ok {
 		return
 	}
-	if h.Check != nil {
-		err := h.Check(from, r.Envelope, raw)
+	check := h.Check
+	if recovered && h.CheckRecovered != nil {
+		check = h.CheckRecovered
+	}
+	if check != nil {
+		err := check(from, r.Envelope, raw)
 		v, mis := ext.CheckVerdict(err)
 		if v != gossip.Accept {
 			r.Verdict, r.Err = v, err

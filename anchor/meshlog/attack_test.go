@@ -358,3 +358,102 @@ func TestUncertifiedLogGetsNothingIn(t *testing.T) {
 		t.Fatalf("an uncertified peer put %d entries into the victim's log", size)
 	}
 }
+
+// TestLoggedTopicQuota: a peer pushes 60 KB envelopes of ever new keys
+// into a logged topic as fast as it can. The victim's log grows by no
+// more than the topic's byte quota allows, the pusher is banned, and the
+// refusals are counted.
+func TestLoggedTopicQuota(t *testing.T) {
+	const topic, count, size = "sensors/bulk", 200, 60 << 10
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lc := meshlog.DefaultConfig()
+	lc.Topics = []string{topic}
+	lc.CheckpointInterval = time.Hour
+	lc.TopicQuota = meshlog.Quota{Bytes: 1 << 20, ByteBurst: 2 << 20}
+	ml, err := meshlog.New(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, err := node.New(node.LocalConfig(), node.WithExtension(ml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := victim.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { victim.Close() })
+
+	net := victim.NetworkName()
+	payload := string(make([]byte, size))
+	junk := make([][]byte, count)
+	for i := range junk {
+		junk[i] = sealed(t, newKey(t), net, topic, time.Now(), 1, payload)
+	}
+	pusher := rawPublisher(t, ctx, victim, topic)
+	start := time.Now()
+	tick := time.NewTicker(time.Second / 500) // under the victim's validation queue
+	for _, raw := range junk {
+		<-tick.C
+		if victim.Host().Network().Connectedness(pusher.id) != network.Connected {
+			break
+		}
+		_ = pusher.tp.Publish(ctx, raw)
+	}
+	tick.Stop()
+	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if s := scoreOf(t, victim, antispam.PeerSubject(pusher.id)); s < 100 {
+			return fmt.Errorf("the pusher is not banned (score %d, log %+v)", s, ml.Logs()[0])
+		}
+		return nil
+	})
+	elapsed := time.Since(start)
+	info := ml.Logs()[0]
+	bound := uint64(2<<20) + uint64(elapsed.Seconds()*(1<<20))
+	t.Logf("log holds %d entries, %d KiB after %v (bound %d KiB); refused %v", info.Size, info.Bytes>>10, elapsed.Round(time.Millisecond), bound>>10, info.Refused)
+	if info.Bytes > bound {
+		t.Fatalf("log grew to %d bytes, quota allows %d", info.Bytes, bound)
+	}
+	if info.Refused["peer-quota"] == 0 {
+		t.Fatalf("no refusal counted: %v", info.Refused)
+	}
+}
+
+// TestFullLogRefusesWithClearError: a log at MaxLogBytes refuses the next
+// entry; the local publisher gets ErrLogFull, the refusal is counted, and
+// what the log holds is untouched.
+func TestFullLogRefusesWithClearError(t *testing.T) {
+	const topic = "sensors/small-disk"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lc := meshlog.DefaultConfig()
+	lc.Topics = []string{topic}
+	lc.CheckpointInterval = time.Hour
+	lc.MaxLogBytes = 4 << 10
+	ml, err := meshlog.New(lc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(node.LocalConfig(), node.WithExtension(ml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	payload := make([]byte, 1000)
+	var published uint64
+	for ; published < 10; published++ {
+		if _, err = n.Publish(ctx, topic, payload); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, meshlog.ErrLogFull) {
+		t.Fatalf("publish into a full log: %v, want ErrLogFull", err)
+	}
+	info := ml.Logs()[0]
+	if info.Size != published || info.Bytes > lc.MaxLogBytes || info.Refused["log-full"] != 1 {
+		t.Fatalf("after %d publishes: %+v", published, info)
+	}
+}

@@ -381,6 +381,11 @@ type LogInfo struct {
 	// confirmation.
 	Anchored uint64   `json:"anchored_size"`
 	Pending  []string `json:"anchors_pending"`
+	// Bytes is the entries' size; Refused counts the envelopes the log
+	// refused, by reason (device-quota, peer-quota, topic-quota,
+	// log-full, store-error).
+	Bytes   uint64            `json:"bytes"`
+	Refused map[string]uint64 `json:"refused"`
 }
 
 // Logs describes this node's logs, in Config.Topics order.
@@ -391,8 +396,9 @@ func (m *MeshLog) Logs() []LogInfo {
 	out := make([]LogInfo, 0, len(m.cfg.Topics))
 	for _, topic := range m.cfg.Topics {
 		tl := m.logs[topic]
-		info := LogInfo{Topic: topic, Origin: tl.origin, Size: tl.log.Size(), Cosigners: []identity.DeviceID{}}
+		info := LogInfo{Topic: topic, Origin: tl.origin, Size: tl.log.Size(), Cosigners: []identity.DeviceID{}, Refused: tl.quota.refusals()}
 		tl.mu.Lock()
+		info.Bytes = tl.bytes
 		if n := len(tl.checkpoints); n > 0 {
 			info.Checkpoint = tl.checkpoints[n-1].c.Size
 			info.Cosigners = append(info.Cosigners, tl.checkpoints[n-1].cosigners...)

@@ -24,6 +24,12 @@ var (
 	// ErrBudget: a stranger log or a cosignature beyond the node's budget
 	// (Config.StrangerRate, Config.CosignRate).
 	ErrBudget = errors.New("meshlog: over budget")
+	// ErrQuota: an envelope beyond a logged topic's quota (Config.
+	// DeviceQuota, Config.TopicQuota).
+	ErrQuota = errors.New("meshlog: over the topic's quota")
+	// ErrLogFull: the log holds Config.MaxLogBytes; it takes no more
+	// entries until an operator makes room.
+	ErrLogFull = errors.New("meshlog: log full")
 	// ErrRemote: a peer answered a stream request with an error.
 	ErrRemote = errors.New("meshlog: peer refused the request")
 )

@@ -77,17 +77,33 @@ type Config struct {
 	// above it would get its own device banned.
 	CosignRate  rate.Limit
 	CosignBurst int
+	// DeviceQuota bounds what one sending device puts into each logged
+	// topic; TopicQuota what each topic takes in from one forwarding peer
+	// and in total (see quota.go). Lower keeps a flood of envelopes from
+	// ever new keys off the disk sooner; higher lets a gateway's burst
+	// through. Both must let the topic's honest peak rate in.
+	DeviceQuota, TopicQuota Quota
+	// MaxLogBytes bounds each log's entry bytes; a full log refuses new
+	// entries with ErrLogFull (a local publish fails) rather than fill the
+	// disk. 0: no bound. The tree's hashes take about 64 bytes an entry
+	// more.
+	MaxLogBytes uint64
 }
 
 // DefaultConfig logs nothing until Topics is set; checkpoints every 256
 // entries or 10 s; witnessing on; one stranger log a second (bursts of
 // 64); ten cosignatures a second (bursts of 100), a fifth of the default
-// per-device limit.
+// per-device limit; per device 256 KiB/s into each log (bursts of 2 MiB),
+// per topic 2000 entries and 4 MiB a second (bursts of 8000 and 32 MiB);
+// 1 GiB per log.
 func DefaultConfig() Config {
 	return Config{
 		CheckpointEvery: 256, CheckpointInterval: 10 * time.Second, SyncWindow: 4096,
 		AnchorInterval: time.Hour, Witness: true,
 		StrangerRate: 1, StrangerBurst: 64, CosignRate: 10, CosignBurst: 100,
+		DeviceQuota: Quota{Bytes: 256 << 10, ByteBurst: 2 << 20},
+		TopicQuota:  Quota{Entries: 2000, EntryBurst: 8000, Bytes: 4 << 20, ByteBurst: 32 << 20},
+		MaxLogBytes: 1 << 30,
 	}
 }
 
@@ -109,6 +125,11 @@ func (c Config) Validate() error {
 	}
 	if c.StrangerRate <= 0 || c.StrangerBurst <= 0 || c.CosignRate <= 0 || c.CosignBurst <= 0 {
 		return errors.New("meshlog: StrangerRate, StrangerBurst, CosignRate and CosignBurst must be positive")
+	}
+	for _, q := range []Quota{c.DeviceQuota, c.TopicQuota} {
+		if err := q.Validate(); err != nil {
+			return err
+		}
 	}
 	for _, o := range c.WitnessOrigins {
 		if _, _, _, err := ParseOrigin(o); err != nil {
@@ -167,9 +188,11 @@ type MeshLog struct {
 type topicLog struct {
 	topic, origin string
 	log           *anchor.Log
+	quota         *topicQuota
 
 	mu    sync.Mutex // guards the fields below
 	index map[gossip.ID]uint64
+	bytes uint64 // entry bytes in the log
 	// checkpoints this node signed, newest last, with the cosignatures
 	// merged into them; bounded by maxOwnCheckpoints.
 	checkpoints []ownCheckpoint
@@ -247,7 +270,11 @@ func (m *MeshLog) Start(h ext.Host) error {
 		if err != nil {
 			return m.abortStart(err)
 		}
-		tl := &topicLog{topic: topic, origin: origin, log: l, index: make(map[gossip.ID]uint64)}
+		q, err := newTopicQuota(m.cfg.DeviceQuota, m.cfg.TopicQuota)
+		if err != nil {
+			return m.abortStart(err)
+		}
+		tl := &topicLog{topic: topic, origin: origin, log: l, quota: q, index: make(map[gossip.ID]uint64)}
 		m.logs[topic], m.byOrigin[origin] = tl, tl
 		if err := tl.rebuildIndex(); err != nil {
 			return m.abortStart(err)
@@ -261,7 +288,7 @@ func (m *MeshLog) Start(h ext.Host) error {
 		h.Libp2p().Network().Notify(m.notifee)
 	}
 	for topic, tl := range m.logs {
-		if err := h.Watch(topic, ext.TopicHook{Check: m.appender(tl)}); err != nil {
+		if err := h.Watch(topic, ext.TopicHook{Check: m.appender(tl, false), CheckRecovered: m.appender(tl, true)}); err != nil {
 			return m.abortStart(err)
 		}
 	}
@@ -331,6 +358,7 @@ func (tl *topicLog) rebuildIndex() error {
 		if _, dup := tl.index[id]; !dup {
 			tl.index[id] = i
 		}
+		tl.bytes += uint64(len(leaf))
 	}
 	return nil
 }
@@ -339,19 +367,35 @@ func (tl *topicLog) rebuildIndex() error {
 // node accepts is appended durably before it counts as accepted, so a local
 // Publish returns only once its envelope is in the log, and an envelope
 // the log could not take is dropped (Ignore) rather than delivered
-// unlogged.
-func (m *MeshLog) appender(tl *topicLog) func(peer.ID, *gossip.Envelope, []byte) error {
-	return func(_ peer.ID, _ *gossip.Envelope, raw []byte) error {
+// unlogged. Live envelopes pass the topic's quotas first; recovered
+// history, a backlog that arrives at once and was already checked against
+// the sender's rate in its own time, only the topic's total quota, with no
+// one scored (quota.go).
+func (m *MeshLog) appender(tl *topicLog, recovered bool) func(peer.ID, *gossip.Envelope, []byte) error {
+	return func(from peer.ID, env *gossip.Envelope, raw []byte) error {
+		h, err := m.running()
+		if err != nil {
+			return fmt.Errorf("%w: %v", ext.ErrIgnore, err)
+		}
 		id := gossip.MessageID(raw)
 		tl.mu.Lock()
 		_, dup := tl.index[id]
+		full := m.cfg.MaxLogBytes > 0 && tl.bytes+uint64(len(raw)) > m.cfg.MaxLogBytes
 		tl.mu.Unlock()
 		if dup {
 			return nil // the same envelope with another valid signature
 		}
+		if err := tl.quota.admit(h, from, h.Libp2p().ID(), env, len(raw), recovered); err != nil {
+			return err
+		}
+		if full {
+			tl.quota.count(refusedFull)
+			return fmt.Errorf("%w: %w: %q holds %d bytes", ext.ErrIgnore, ErrLogFull, tl.topic, m.cfg.MaxLogBytes)
+		}
 		i, err := tl.log.AppendOne(raw)
 		if err != nil {
 			if !errors.Is(err, anchor.ErrClosed) { // closing: nothing to report
+				tl.quota.count(refusedStore)
 				m.logger().Error("log append failed", "topic", tl.topic, "err", err)
 			}
 			return fmt.Errorf("%w: log %q: %v", ext.ErrIgnore, tl.topic, err)
@@ -360,6 +404,7 @@ func (m *MeshLog) appender(tl *topicLog) func(peer.ID, *gossip.Envelope, []byte)
 		if _, dup := tl.index[id]; !dup {
 			tl.index[id] = i
 		}
+		tl.bytes += uint64(len(raw))
 		last := uint64(0)
 		if n := len(tl.checkpoints); n > 0 {
 			last = tl.checkpoints[n-1].c.Size

@@ -270,7 +270,7 @@ func rawPublisher(t *testing.T, ctx context.Context, target *node.Node, topic st
 	t.Cleanup(func() { h.Close() })
 	psCtx, psCancel := context.WithCancel(context.Background())
 	t.Cleanup(psCancel)
-	ps, err := pubsub.NewGossipSub(psCtx, h, pubsub.WithMessageIdFn(gossip.PubSubMessageID), pubsub.WithNoAuthor(), pubsub.WithFloodPublish(true))
+	ps, err := pubsub.NewGossipSub(psCtx, h, pubsub.WithMessageIdFn(gossip.PubSubMessageID), pubsub.WithNoAuthor(), pubsub.WithFloodPublish(true), pubsub.WithPeerOutboundQueueSize(1024))
 	if err != nil {
 		t.Fatal(err)
 	}

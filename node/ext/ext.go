@@ -137,6 +137,11 @@ type TopicHook struct {
 	// refuses: work that must be done before a publish is acknowledged
 	// (a durable log append, say) belongs here, not in Accepted.
 	Check func(from peer.ID, env *gossip.Envelope, raw []byte) error
+	// CheckRecovered, if set, replaces Check for the envelopes that came
+	// through Host.Admit (history recovered from another node's log, from
+	// the peer that served it): a backlog arrives all at once, so limits
+	// meant for live traffic may need another form there.
+	CheckRecovered func(from peer.ID, env *gossip.Envelope, raw []byte) error
 	// Accepted, if set, is called once for each envelope the node accepts
 	// on the topic, its own publishes included, before subscribers see it.
 	// raw is the envelope's canonical encoding; neither may be modified.
