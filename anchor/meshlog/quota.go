@@ -14,7 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// Quotas of a logged topic (PROTOCOL.md §18.8). A log keeps whatever it
+// Quotas of a logged topic (PROTOCOL.md §18.7). A log keeps whatever it
 // takes in for good, so what it takes in is bounded three ways before the
 // append, each in entries and in bytes per second:
 //
