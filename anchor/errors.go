@@ -1,6 +1,10 @@
 package anchor
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/bitmesh/bitmesh/internal/storecheck"
+)
 
 // Sentinels for the log and its stores. Errors returned by this package wrap
 // one of them (with the detail added by %w), so callers can tell the cases
@@ -33,6 +37,13 @@ var (
 	// built on, so another writer appended to the same log. Nothing of the
 	// batch was stored. Open each log name once per Store.
 	ErrConflict = errors.New("anchor: concurrent writer on the same log")
+	// ErrStoreDamaged: OpenBoltStore refused a store file that exists but
+	// is damaged (empty, cut short, invalid meta pages, a failed bbolt
+	// consistency check), or CheckLogs found a log whose hashes do not
+	// match its leaves. The error names the file and the command that sets
+	// it aside and keeps what is readable: bitmesh repair --data DIR. It is
+	// the same value as antispam.ErrStoreDamaged.
+	ErrStoreDamaged = storecheck.ErrDamaged
 	// ErrCorrupt: stored records contradict each other (a node hash that
 	// does not match its children or leaf, a missing record below the size,
 	// a record past it). The log must not be served or extended.

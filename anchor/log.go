@@ -136,6 +136,9 @@ func (l *Log) checkNode(id compact.NodeID, hash []byte) error {
 		}
 		want = hasher.HashChildren(kids[0], kids[1])
 	}
+	if !bytes.Equal(hash, want) && id.Level == 0 {
+		return fmt.Errorf("%w: log %q: leaf %d: its data does not hash to its stored leaf hash", ErrCorrupt, l.name, id.Index)
+	}
 	if !bytes.Equal(hash, want) {
 		return fmt.Errorf("%w: log %q: node (%d, %d) does not match its children", ErrCorrupt, l.name, id.Level, id.Index)
 	}
@@ -452,8 +455,11 @@ const verifyChunk = 4096
 
 // Verify recomputes the whole tree from the stored leaf data and checks every
 // stored node hash and the current root against it: O(Size()) reads and
-// hashes, for audits and tests; OpenLog checks only O(log size) records. It
-// checks the size as of the call; appends may continue meanwhile.
+// hashes, for audits, tests and BoltStore.CheckLogs; OpenLog checks only
+// O(log size) records. A leaf whose data does not hash to its stored leaf
+// hash (a flipped byte on disk) gives an error wrapping ErrCorrupt that names
+// the first such leaf's index. It checks the size as of the call; appends
+// may continue meanwhile.
 func (l *Log) Verify() error {
 	l.mu.RLock()
 	size, want, closed := l.size, l.root, l.closed
@@ -486,10 +492,17 @@ func (l *Log) Verify() error {
 		if err != nil {
 			return err
 		}
+		// Visit order is each leaf's hash, then the subtrees it completes,
+		// so the first mismatch is under the first bad leaf.
 		for i, v := range visited {
-			if !bytes.Equal(stored[i], v.Hash) {
-				return fmt.Errorf("%w: log %q: stored node (%d, %d) differs from the leaves' hash", ErrCorrupt, l.name, v.ID.Level, v.ID.Index)
+			if bytes.Equal(stored[i], v.Hash) {
+				continue
 			}
+			if v.ID.Level == 0 {
+				return fmt.Errorf("%w: log %q: leaf %d: its data does not hash to its stored leaf hash", ErrCorrupt, l.name, v.ID.Index)
+			}
+			return fmt.Errorf("%w: log %q: stored node (%d, %d) differs from the hash of leaves [%d, %d)",
+				ErrCorrupt, l.name, v.ID.Level, v.ID.Index, v.ID.Index<<v.ID.Level, (v.ID.Index+1)<<v.ID.Level)
 		}
 	}
 	got, err := rootOf(r)

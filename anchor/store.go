@@ -1,12 +1,16 @@
 package anchor
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
+	"github.com/bitmesh/bitmesh/internal/storecheck"
 	"github.com/transparency-dev/merkle/compact"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -187,7 +191,8 @@ var _ Store = (*BoltStore)(nil)
 // "size" (uint64 big-endian) and the buckets "leaves" (key: index, 8 bytes
 // big-endian) and "nodes" (value: 32-byte hash; key: see boltNodeKey).
 type BoltStore struct {
-	db *bolt.DB
+	db   *bolt.DB // set at creation; bbolt reports use after Close
+	path string   // set at creation, never modified
 }
 
 var (
@@ -204,18 +209,73 @@ const boltLockTimeout = time.Second
 
 // OpenBoltStore opens or creates the store at path (mode 0600). It fails
 // with ErrStoreLocked if another process holds the file for more than a
-// second.
+// second, and with an error wrapping ErrStoreDamaged, naming the file and
+// the repair command, if the file exists but is damaged (see
+// internal/storecheck: empty, cut short, invalid meta pages, or a bbolt
+// consistency check failure). Opening reads the whole file once to check it.
+// It does not check the logs' hashes: CheckLogs does.
 func OpenBoltStore(path string) (*BoltStore, error) {
 	opts := *bolt.DefaultOptions
 	opts.Timeout = boltLockTimeout
-	db, err := bolt.Open(path, 0o600, &opts)
+	db, err := storecheck.Open(path, 0o600, &opts)
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", ErrStoreLocked, path)
+	}
+	if errors.Is(err, storecheck.ErrDamaged) {
+		return nil, fmt.Errorf("anchor: %w", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("anchor: open store %s: %w", path, err)
 	}
-	return &BoltStore{db: db}, nil
+	return &BoltStore{db: db, path: path}, nil
+}
+
+// Path returns the file the store was opened from.
+func (s *BoltStore) Path() string { return s.path }
+
+// Names returns the names of the logs in the store, sorted.
+func (s *BoltStore) Names() ([]string, error) {
+	var names []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		root := tx.Bucket(boltRootBucket)
+		if root == nil {
+			return nil
+		}
+		return root.ForEach(func(k, _ []byte) error {
+			names = append(names, string(k))
+			return nil
+		})
+	})
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return nil, ErrStoreClosed
+	}
+	return names, err
+}
+
+// CheckLogs opens every log in the store and verifies it from its leaves
+// (Log.Verify: O(size) reads and hashes). The first damaged log gives an
+// error wrapping both ErrCorrupt and ErrStoreDamaged that names the file,
+// the log, the first bad leaf and the repair command. No Log of the store
+// may be open for writing meanwhile.
+func (s *BoltStore) CheckLogs() error {
+	names, err := s.Names()
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		l, err := OpenLog(s, name)
+		if err == nil {
+			err = l.Verify()
+			l.Close()
+		}
+		if errors.Is(err, ErrCorrupt) {
+			return fmt.Errorf("%w (%w)", storecheck.Damaged(s.path, "log %q is corrupt", name), err)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // boltNodeKey is the end of the node's leaf range, (index+1)<<level, 8 bytes
@@ -389,4 +449,146 @@ func (s *BoltStore) Commit(name string, batch Batch) error {
 // Close implements Store.
 func (s *BoltStore) Close() error {
 	return s.db.Close()
+}
+
+// SalvagedLeaf is one leaf read by SalvageBoltStore. Data is valid only
+// during the callback.
+type SalvagedLeaf struct {
+	Log   string
+	Index uint64
+	Data  []byte
+	// Intact is true while every leaf of the log up to this one hashes to
+	// its stored level-0 node; from the first that does not (or whose node
+	// is missing) on, it is false for the rest of the log.
+	Intact bool
+}
+
+// SalvagedLog sums up what SalvageBoltStore read of one log.
+type SalvagedLog struct {
+	Name   string
+	Size   uint64 // the stored size record; 0 if unreadable
+	Read   uint64 // leaves read, from index 0 without a gap
+	Intact uint64 // leading leaves whose hash matched their stored node
+	// Err says why reading stopped before Size leaves, or why leaf Intact
+	// is not intact; nil if the whole log was read intact.
+	Err error
+}
+
+// SalvageBoltStore reads what it can of a possibly damaged store file,
+// read-only and without checking it first, for `bitmesh repair`: for each
+// log, its leaves from index 0 on, in order, each passed to leaf, until a
+// gap or the first page bbolt cannot read. Memory faults and panics inside
+// bbolt end the log being read (or, if they happen while opening, the
+// salvage) with an error instead of crashing. An error from leaf stops the
+// salvage and is returned.
+func SalvageBoltStore(path string, leaf func(SalvagedLeaf) error) (logs []SalvagedLog, err error) {
+	if err := salvageable(path); err != nil {
+		return nil, fmt.Errorf("anchor: salvage %s: %w", path, err)
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var db *bolt.DB
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%w: bbolt failed opening %s: %v", ErrCorrupt, path, r)
+			}
+		}()
+		opts := *bolt.DefaultOptions
+		opts.Timeout = boltLockTimeout
+		opts.ReadOnly = true // no freelist load, no write: fewer places to trip
+		db, err = bolt.Open(path, 0o400, &opts)
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("anchor: salvage %s: %w", path, err)
+	}
+	defer db.Close()
+	var names []string
+	err = salvageView(db, func(tx *bolt.Tx) error {
+		root := tx.Bucket(boltRootBucket)
+		if root == nil {
+			return nil
+		}
+		return root.ForEach(func(k, _ []byte) error {
+			names = append(names, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: listing logs: %v", ErrCorrupt, path, err)
+	}
+	for _, name := range names {
+		sl := SalvagedLog{Name: name}
+		var cbErr error
+		sl.Err = salvageView(db, func(tx *bolt.Tx) error {
+			b := tx.Bucket(boltRootBucket).Bucket([]byte(name))
+			if b == nil {
+				return errors.New("not a bucket")
+			}
+			sl.Size, _ = boltSize(b)
+			lb, nb := b.Bucket(boltLeavesBucket), b.Bucket(boltNodesBucket)
+			if lb == nil {
+				if sl.Size == 0 {
+					return nil
+				}
+				return errors.New("no leaves bucket")
+			}
+			c := lb.Cursor()
+			intact := true
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if len(k) != 8 || binary.BigEndian.Uint64(k) != sl.Read {
+					return fmt.Errorf("leaf %d missing (next key %x)", sl.Read, k)
+				}
+				if intact {
+					var stored []byte
+					if nb != nil {
+						stored = nb.Get(boltNodeKey(compact.NewNodeID(0, sl.Read)))
+					}
+					if !bytes.Equal(stored, hasher.HashLeaf(v)) {
+						intact = false
+						sl.Err = fmt.Errorf("leaf %d does not match its stored hash", sl.Read)
+					}
+				}
+				if cbErr = leaf(SalvagedLeaf{Log: name, Index: sl.Read, Data: v, Intact: intact}); cbErr != nil {
+					return cbErr
+				}
+				sl.Read++
+				if intact {
+					sl.Intact++
+				}
+			}
+			if sl.Read < sl.Size && sl.Err == nil {
+				return fmt.Errorf("only %d of %d leaves stored", sl.Read, sl.Size)
+			}
+			return sl.Err
+		})
+		if cbErr != nil {
+			return logs, cbErr
+		}
+		logs = append(logs, sl)
+	}
+	return logs, nil
+}
+
+// salvageable fails for a file bbolt cannot open read-only: missing, or
+// without a valid meta page (an empty file among them).
+func salvageable(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return err
+	}
+	if h, _ := storecheck.Inspect(path); h.Exists && h.PageSize == 0 {
+		return errors.New("no valid meta page, nothing to read")
+	}
+	return nil
+}
+
+// salvageView runs fn in a read transaction, turning a panic or memory
+// fault (SetPanicOnFault is on in SalvageBoltStore's goroutine) into an
+// error.
+func salvageView(db *bolt.DB, fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("unreadable: %v", r)
+		}
+	}()
+	return db.View(fn)
 }

@@ -3,6 +3,8 @@ package antispam
 import (
 	"errors"
 	"fmt"
+
+	"github.com/bitmesh/bitmesh/internal/storecheck"
 )
 
 // Sentinels for the misbehaviour ledger, its ban store and the rate limiters.
@@ -20,6 +22,12 @@ var (
 	// allows one writer per file, so two nodes must not share a data
 	// directory.
 	ErrStoreLocked = errors.New("antispam: ban store locked by another process")
+	// ErrStoreDamaged: OpenBoltStore refused a ban store file that exists
+	// but is damaged (empty, cut short, invalid meta pages, a failed bbolt
+	// consistency check). The error names the file and the command that
+	// sets it aside and keeps the readable bans: bitmesh repair --data DIR.
+	// It is the same value as anchor.ErrStoreDamaged.
+	ErrStoreDamaged = storecheck.ErrDamaged
 	// ErrCorruptBan: a stored ban record could not be decoded. Load skips
 	// such records and reports them with this error; the other records are
 	// still returned and the corrupt one is left in place for inspection.

@@ -274,10 +274,14 @@ type Ledger struct {
 	cfg   LedgerConfig // set at creation, never modified
 	store BanStore     // set at creation, never modified
 
-	// storeMu serialises store writes. Each write stores the subject's ban
-	// as it is in memory at the time of writing (see persist), so
-	// concurrent Ban and Unban calls leave the store agreeing with memory.
-	storeMu sync.Mutex
+	// storeLocks serialise store writes per subject. Each write stores the
+	// subject's ban as it is in memory at the time of writing (see
+	// persist), so concurrent Ban and Unban calls on one subject leave the
+	// store agreeing with memory; writes for different subjects run
+	// concurrently, so a store that batches (BoltStore) lets a burst of bans
+	// share commits.
+	storeLocksMu sync.Mutex // guards storeLocks
+	storeLocks   map[Subject]*subjectLock
 
 	mu       sync.Mutex // guards subjects, lru and unstored below
 	subjects map[Subject]*tracked
@@ -301,23 +305,29 @@ func NewLedger(now time.Time, cfg LedgerConfig, store BanStore) (*Ledger, error)
 		store = NewMemoryStore()
 	}
 	l := &Ledger{
-		cfg:      cfg,
-		store:    store,
-		subjects: make(map[Subject]*tracked),
-		unstored: make(map[Subject]struct{}),
+		cfg:        cfg,
+		store:      store,
+		subjects:   make(map[Subject]*tracked),
+		unstored:   make(map[Subject]struct{}),
+		storeLocks: make(map[Subject]*subjectLock),
 	}
 	bans, loadErr := store.Load()
 	if loadErr != nil && !errors.Is(loadErr, ErrCorruptBan) {
 		return nil, fmt.Errorf("antispam: loading bans: %w", loadErr)
 	}
+	var expired []Subject
 	for _, b := range bans {
 		if !b.Active(now) {
-			if err := store.Delete(b.Subject); err != nil {
-				l.unstored[b.Subject] = struct{}{} // Prune retries
-			}
+			expired = append(expired, b.Subject)
 			continue
 		}
 		l.subjects[b.Subject] = &tracked{subject: b.Subject, score: BanScore{HalfLife: cfg.HalfLife}, ban: &b}
+	}
+	// No other call can hold a subject lock yet: write without them.
+	if err := l.writeStates(expired, nil); err != nil {
+		for _, s := range expired {
+			l.unstored[s] = struct{}{} // Prune retries
+		}
 	}
 	return l, loadErr
 }
@@ -497,21 +507,92 @@ func (l *Ledger) Prune(now time.Time) (int, error) {
 	clear(l.unstored)
 	l.mu.Unlock()
 
-	var errs []error
-	n := 0
+	if len(pending) == 0 {
+		return 0, nil
+	}
+	// Lock in a fixed order: other writers hold one subject lock at a time,
+	// so this cannot deadlock with them.
+	slices.SortFunc(pending, compareSubjects)
 	for _, s := range pending {
-		if err := l.persist(s); err != nil {
-			errs = append(errs, err)
-			l.mu.Lock()
+		defer l.lockSubject(s)()
+	}
+	var bans []Ban
+	l.mu.Lock()
+	for _, s := range pending {
+		if t := l.subjects[s]; t != nil && t.ban != nil {
+			bans = append(bans, *t.ban) // banned again since it expired
+		}
+	}
+	l.mu.Unlock()
+	if err := l.writeStates(pending, bans); err != nil {
+		l.mu.Lock()
+		for _, s := range pending {
 			if l.subjects[s] == nil {
 				l.unstored[s] = struct{}{}
 			}
-			l.mu.Unlock()
-			continue
 		}
-		n++
+		l.mu.Unlock()
+		return 0, err
 	}
-	return n, errors.Join(errs...)
+	return len(pending), nil
+}
+
+// writeStates stores bans and deletes the other subjects of subjects,
+// in one commit if the store is a BatchBanStore. The caller holds the
+// subjects' locks (or no one else can write yet).
+func (l *Ledger) writeStates(subjects []Subject, bans []Ban) error {
+	if len(subjects) == 0 {
+		return nil
+	}
+	put := make(map[Subject]bool, len(bans))
+	for _, b := range bans {
+		put[b.Subject] = true
+	}
+	var dels []Subject
+	for _, s := range subjects {
+		if !put[s] {
+			dels = append(dels, s)
+		}
+	}
+	if bs, ok := l.store.(BatchBanStore); ok {
+		return bs.Apply(bans, dels)
+	}
+	var errs []error
+	for _, b := range bans {
+		errs = append(errs, l.store.Put(b))
+	}
+	for _, s := range dels {
+		errs = append(errs, l.store.Delete(s))
+	}
+	return errors.Join(errs...)
+}
+
+// subjectLock is one subject's store-write lock; refs counts its holders
+// and waiters, so it is dropped from Ledger.storeLocks when unused.
+type subjectLock struct {
+	mu   sync.Mutex
+	refs int // guarded by Ledger.storeLocksMu
+}
+
+// lockSubject takes s's store-write lock and returns its release.
+func (l *Ledger) lockSubject(s Subject) (unlock func()) {
+	l.storeLocksMu.Lock()
+	sl := l.storeLocks[s]
+	if sl == nil {
+		sl = &subjectLock{}
+		l.storeLocks[s] = sl
+	}
+	sl.refs++
+	l.storeLocksMu.Unlock()
+	sl.mu.Lock()
+	return func() {
+		sl.mu.Unlock()
+		l.storeLocksMu.Lock()
+		if sl.refs--; sl.refs == 0 {
+			delete(l.storeLocks, s)
+		}
+		l.storeLocksMu.Unlock()
+	}
 }
 
 // liveLocked returns s's state, first dropping a ban that expired by now.
@@ -588,12 +669,11 @@ func (l *Ledger) notify(b Ban) {
 }
 
 // persist writes s's current in-memory ban to the store, or deletes it if s
-// has none. Reading the state under storeMu, rather than passing it in,
-// makes the last write reflect the last change whatever order concurrent
-// callers reach the store in.
+// has none. Reading the state under s's store lock, rather than passing it
+// in, makes the last write reflect the last change whatever order
+// concurrent callers reach the store in.
 func (l *Ledger) persist(s Subject) error {
-	l.storeMu.Lock()
-	defer l.storeMu.Unlock()
+	defer l.lockSubject(s)()
 	l.mu.Lock()
 	var b Ban
 	t := l.subjects[s]

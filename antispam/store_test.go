@@ -6,8 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func validBan() Ban {
@@ -76,7 +79,12 @@ func TestDecodeBanCorrupt(t *testing.T) {
 		{"empty value", k, nil, "header"},
 		{"short header", k, v[:banHeaderLen-1], "header"},
 		{"version 0", k, with(func(v []byte) []byte { v[0] = 0; return v }), "version"},
-		{"version 2", k, with(func(v []byte) []byte { v[0] = 2; return v }), "version"},
+		{"version 3", k, with(func(v []byte) []byte { v[0] = 3; return v }), "version"},
+		{"checksum flipped", k, with(func(v []byte) []byte { v[len(v)-1] ^= 1; return v }), "checksum"},
+		{"reason byte flipped", k, with(func(v []byte) []byte { v[banHeaderLen] ^= 1; return v }), "checksum"},
+		{"until low byte flipped", k, with(func(v []byte) []byte { v[16] ^= 1; return v }), "checksum"},
+		{"key differs", append(bytes.Clone(k[:len(k)-1]), k[len(k)-1]^1), v, "checksum"},
+		{"version 1 with checksum", k, with(func(v []byte) []byte { v[0] = 1; return v }), "length"},
 		{"reason length over limit", k, with(func(v []byte) []byte { v[17], v[18] = 0xff, 0xff; return v }), "reason"},
 		{"truncated reason", k, v[:len(v)-1], "length"},
 		{"trailing byte", k, append(bytes.Clone(v), 0), "length"},
@@ -106,6 +114,9 @@ func FuzzDecodeBan(f *testing.F) {
 	f.Add(k, v[:banHeaderLen])
 	f.Add([]byte{1, 'a'}, []byte{1})
 	f.Add([]byte{}, []byte{})
+	v1 := bytes.Clone(v[:len(v)-banSumLen])
+	v1[0] = banRecordV1
+	f.Add(k, v1)
 	f.Fuzz(func(t *testing.T, key, value []byte) {
 		b, err := decodeBan(key, value)
 		if err != nil {
@@ -120,6 +131,10 @@ func FuzzDecodeBan(f *testing.F) {
 		k2, v2, err := encodeBan(b)
 		if err != nil {
 			t.Fatalf("decoded ban does not encode: %v", err)
+		}
+		if value[0] == banRecordV1 { // legacy: rewritten as version 2
+			v2 = v2[:len(v2)-banSumLen]
+			v2[0] = banRecordV1
 		}
 		if !bytes.Equal(k2, key) || !bytes.Equal(v2, value) {
 			t.Fatalf("not canonical:\nkey   %x -> %x\nvalue %x -> %x", key, k2, value, v2)
@@ -329,6 +344,132 @@ func TestOpenBoltStoreErrors(t *testing.T) {
 			}
 			if errors.Is(err, ErrStoreLocked) {
 				t.Fatalf("misreported as locked: %v", err)
+			}
+		})
+	}
+}
+
+// commits returns the store's transaction ID: one more per commit.
+func commits(t *testing.T, s *BoltStore) int {
+	t.Helper()
+	var id int
+	if err := s.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// A burst of bans from many goroutines shares commits, and every Put still
+// returns only once its ban is stored.
+func TestBoltStoreBatchesConcurrentWrites(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		write      func(l *Ledger, s Subject) error
+		maxCommits int // for 300 writes
+	}{
+		{"ledger bans", func(l *Ledger, s Subject) error { return l.Ban(t0, s, time.Hour, "burst") }, 100},
+		{"ledger unbans", func(l *Ledger, s Subject) error { return l.Unban(s) }, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := OpenBoltStore(filepath.Join(t.TempDir(), "bans.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			l, err := NewLedger(t0, DefaultLedgerConfig(), st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := commits(t, st)
+			var wg sync.WaitGroup
+			errs := make(chan error, 300)
+			for i := range 300 {
+				wg.Go(func() { errs <- tc.write(l, testDevice(i)) })
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			n := commits(t, st) - before
+			if n > tc.maxCommits {
+				t.Fatalf("300 writes took %d commits, want at most %d", n, tc.maxCommits)
+			}
+			t.Logf("300 concurrent writes: %d commits", n)
+			bans, err := st.Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := len(l.Bans(t0)); len(bans) != want {
+				t.Fatalf("store holds %d bans, ledger %d", len(bans), want)
+			}
+		})
+	}
+}
+
+// Expired bans leave the store in one commit, at NewLedger and at Prune.
+func TestExpiredBansDeletedInOneCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		store    func(t *testing.T) BanStore
+		wantLeft int
+	}{
+		{"bolt", func(t *testing.T) BanStore {
+			s, err := OpenBoltStore(filepath.Join(t.TempDir(), "bans.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}, 10},
+		{"memory", func(*testing.T) BanStore { return NewMemoryStore() }, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := tc.store(t)
+			defer st.Close()
+			var bans []Ban
+			for i := range 40 {
+				d := time.Minute // 30 expire by t0+2m
+				if i >= 30 {
+					d = time.Hour
+				}
+				bans = append(bans, Ban{Subject: testDevice(i), Since: t0, Until: t0.Add(d), Reason: "x"})
+			}
+			if err := st.(BatchBanStore).Apply(bans[:20], nil); err != nil {
+				t.Fatal(err)
+			}
+			// 20 stored, 15 expired: NewLedger drops them.
+			l, err := NewLedger(t0.Add(2*time.Minute), DefaultLedgerConfig(), st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs, _ := st.(*BoltStore)
+			for _, b := range bans[20:] {
+				if err := l.Ban(t0, b.Subject, b.Until.Sub(b.Since), b.Reason); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var before int
+			if bs != nil {
+				before = commits(t, bs)
+			}
+			if n, err := l.Prune(t0.Add(2 * time.Minute)); err != nil || n != 10 {
+				t.Fatalf("Prune = %d, %v; want 10 deleted", n, err)
+			}
+			if bs != nil {
+				if n := commits(t, bs) - before; n != 1 {
+					t.Fatalf("Prune took %d commits, want 1", n)
+				}
+			}
+			left, err := st.Load()
+			if err != nil || len(left) != tc.wantLeft {
+				t.Fatalf("store holds %d bans (%v), want %d", len(left), err, tc.wantLeft)
+			}
+			for _, b := range left {
+				if !b.Active(t0.Add(2 * time.Minute)) {
+					t.Fatalf("expired ban %v still stored", b.Subject)
+				}
 			}
 		})
 	}

@@ -45,6 +45,7 @@ var commands = []command{
 	{"cert", "issue, revoke or show device certificates (permissioned meshes)", runCert},
 	{"log", "show a node's Merkle logs, export and verify message receipts", runLog},
 	{"sim", "run a swarm of real nodes in virtual time and report", runSim},
+	{"repair", "check the data directory's stores; set damaged ones aside, keep what is readable", runRepair},
 }
 
 func usage(w io.Writer) {
