@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -202,6 +203,31 @@ func (c Certificate) appendUnsigned(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint64(b, uint64(nb))
 	b = binary.BigEndian.AppendUint64(b, uint64(na))
 	return binary.BigEndian.AppendUint64(b, c.Serial), nil
+}
+
+// ReadCertificateFile reads an encoded certificate, such as a node's
+// DATA/device.cert, without decoding it. It refuses anything but a regular
+// file (ErrNotRegularFile) and a file over MaxCertificateSize (a
+// *CertError), and never reads more than MaxCertificateSize+1 bytes, so a
+// huge file costs no memory. A missing file wraps fs.ErrNotExist.
+func ReadCertificateFile(path string) ([]byte, error) {
+	f, st, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st.Size() > MaxCertificateSize {
+		return nil, fmt.Errorf("%s: %w", path, malformed("size", "%d bytes, max %d", st.Size(), MaxCertificateSize))
+	}
+	// Stat can be stale (the file may grow): the limit decides.
+	b, err := io.ReadAll(io.LimitReader(f, MaxCertificateSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("identity: reading %s: %w", path, err)
+	}
+	if len(b) > MaxCertificateSize {
+		return nil, fmt.Errorf("%s: %w", path, malformed("size", "over %d bytes", MaxCertificateSize))
+	}
+	return b, nil
 }
 
 // DecodeCertificate parses the canonical encoding. Anything else (wrong

@@ -5,7 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -483,6 +487,68 @@ func TestDecodeCertificateRejects(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestReadCertificateFile(t *testing.T) {
+	good := mustEncodeCert(t, newCertFixture(t).cert)
+	writeFile := func(b []byte) func(t *testing.T, path string) {
+		return func(t *testing.T, path string) {
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, path string)
+		want    []byte
+		wantErr error
+	}{
+		{"certificate", writeFile(good), good, nil},
+		{"empty file", writeFile(nil), []byte{}, nil},
+		{"missing", func(*testing.T, string) {}, nil, fs.ErrNotExist},
+		{"one byte over the limit", writeFile(make([]byte, identity.MaxCertificateSize+1)), nil, identity.ErrCertMalformed},
+		{"200 MB", func(t *testing.T, path string) {
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := f.Truncate(200 << 20); err != nil { // sparse: costs no disk
+				t.Fatal(err)
+			}
+		}, nil, identity.ErrCertMalformed},
+		{"directory", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, nil, identity.ErrNotRegularFile},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "device.cert")
+			tt.setup(t, path)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			got, err := identity.ReadCertificateFile(path)
+			runtime.ReadMemStats(&after)
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+				t.Errorf("allocated %d bytes reading the file", alloc)
+			}
+			if tt.wantErr == nil {
+				if err != nil || !bytes.Equal(got, tt.want) {
+					t.Fatalf("ReadCertificateFile = %x, %v; want %x", got, err, tt.want)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) || got != nil {
+				t.Fatalf("ReadCertificateFile = %d bytes, %v; want %v", len(got), err, tt.wantErr)
+			}
+			if errors.Is(tt.wantErr, identity.ErrCertMalformed) {
+				wantMalformed(t, err, "size")
+			}
+		})
+	}
 }
 
 func TestRevocationRoundTrip(t *testing.T) {

@@ -19,4 +19,7 @@ var (
 	ErrBadSignature = errors.New("identity: invalid signature")
 	// ErrBadDeviceID is returned for a malformed device ID text or key.
 	ErrBadDeviceID = errors.New("identity: invalid device ID")
+	// ErrNotRegularFile is returned when a key or certificate path names a
+	// directory, device, FIFO or socket instead of a regular file.
+	ErrNotRegularFile = errors.New("identity: not a regular file")
 )

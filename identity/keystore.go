@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -69,28 +70,65 @@ func LoadOrCreate(path string, passphrase []byte) (key *PrivateKey, created bool
 	return key, true, nil
 }
 
-// Load reads a key file. It refuses files readable or writable by group or
-// others (ErrKeyPermissions), and reports truncation or corruption as
-// ErrKeyCorrupt.
-func Load(path string, passphrase []byte) (*PrivateKey, error) {
+// openRegular opens path for reading only if it is a regular file. The path
+// is checked before opening, because opening a FIFO blocks until a writer
+// comes, and the open file again, in case the path was swapped in between.
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("identity: %w", err)
+	}
+	if err := checkRegular(path, st); err != nil {
+		return nil, nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
+		return nil, nil, fmt.Errorf("identity: %w", err)
+	}
+	if st, err = f.Stat(); err == nil {
+		err = checkRegular(path, st)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, st, nil
+}
+
+func checkRegular(path string, st fs.FileInfo) error {
+	switch {
+	case st.Mode().IsRegular():
+		return nil
+	case st.IsDir():
+		return fmt.Errorf("%w: %s is a directory", ErrNotRegularFile, path)
+	default:
+		return fmt.Errorf("%w: %s has type %v", ErrNotRegularFile, path, st.Mode().Type())
+	}
+}
+
+// Load reads a key file. It refuses anything but a regular file
+// (ErrNotRegularFile) and files readable or writable by group or others
+// (ErrKeyPermissions), and reports truncation or corruption as
+// ErrKeyCorrupt.
+func Load(path string, passphrase []byte) (*PrivateKey, error) {
+	f, st, err := openRegular(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("%w: %s has mode %04o; run chmod 600 %s", ErrKeyPermissions, path, perm, path)
 	}
 	if st.Size() > maxKeyFileSize {
 		return nil, fmt.Errorf("%w: %s is %d bytes", ErrKeyCorrupt, path, st.Size())
 	}
+	// The limit holds even if the file grew since Stat.
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(f); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxKeyFileSize+1)); err != nil {
 		return nil, fmt.Errorf("identity: reading %s: %w", path, err)
+	}
+	if buf.Len() > maxKeyFileSize {
+		return nil, fmt.Errorf("%w: %s is over %d bytes", ErrKeyCorrupt, path, maxKeyFileSize)
 	}
 	k, err := DecodeKeyFile(buf.Bytes(), passphrase)
 	if err != nil {

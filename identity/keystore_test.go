@@ -519,7 +519,18 @@ func TestLoadOddFiles(t *testing.T) {
 			if err := os.Mkdir(path, 0o700); err != nil {
 				t.Fatal(err)
 			}
-		}, nil},
+		}, ErrNotRegularFile},
+		// A directory's usual mode 0755 must not be blamed on permissions.
+		{"directory 0755", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrNotRegularFile},
+		{"symlink to a directory", func(t *testing.T, path string) {
+			if err := os.Symlink(t.TempDir(), path); err != nil {
+				t.Skip(err)
+			}
+		}, ErrNotRegularFile},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -529,6 +540,9 @@ func TestLoadOddFiles(t *testing.T) {
 			_, err := Load(path, nil)
 			if err == nil || errors.Is(err, fs.ErrNotExist) || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
 				t.Fatalf("Load = %v, want %v", err, tt.wantErr)
+			}
+			if errors.Is(tt.wantErr, ErrNotRegularFile) && (!strings.Contains(err.Error(), "is a directory") || errors.Is(err, ErrKeyPermissions)) {
+				t.Fatalf("Load = %v, want it to say the path is a directory", err)
 			}
 			k, created, err := LoadOrCreate(path, nil)
 			if err == nil || created || k != nil {

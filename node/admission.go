@@ -65,9 +65,9 @@ func newAdmission(cfg Config, self identity.DeviceID) (*admission, error) {
 	}
 	own := cfg.Certificate
 	if own == nil && cfg.DataDir != "" {
-		b, err := os.ReadFile(filepath.Join(cfg.DataDir, CertificateFileName))
+		b, err := identity.ReadCertificateFile(filepath.Join(cfg.DataDir, CertificateFileName))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("node: %w", err)
+			return nil, fmt.Errorf("node: own certificate: %w", err)
 		}
 		own = b
 	}

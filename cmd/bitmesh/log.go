@@ -101,6 +101,11 @@ func runLogVerify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *minCosigners < 0 {
+		fmt.Fprintf(stderr, "bitmesh log verify: --min-cosigners %d: want 0 or more\n", *minCosigners)
+		fs.Usage()
+		return errUsage
+	}
 	if *logKey == "" || *origin == "" {
 		return errors.New("--log-key and --origin are required")
 	}

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/bitmesh/bitmesh/anchor"
@@ -29,14 +31,29 @@ type readyEvent struct {
 	API      string   `json:"api"`
 }
 
+// isLoopbackAddr reports whether addr (HOST:PORT) names a loopback host: a
+// loopback IP or "localhost". An empty host means every interface.
+func isLoopbackAddr(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, err
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback(), nil
+}
+
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("node", "node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT] [--network NAME]", stderr)
+	fs := newFlagSet("node", "node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT [--api-allow-remote]] [--network NAME]", stderr)
 	var d dataFlags
 	d.register(fs)
 	var listen, bootstrap stringList
 	fs.Var(&listen, "listen", "multiaddr to listen on (repeatable; default all interfaces, TCP and QUIC, port 4737)")
 	fs.Var(&bootstrap, "bootstrap", "full multiaddr of a peer to join through, ending in /p2p/<peer id> (repeatable)")
-	api := fs.String("api", "127.0.0.1:0", "control API listen address (keep it on loopback)")
+	api := fs.String("api", "127.0.0.1:0", "control API listen address: a loopback host (127.0.0.1, [::1], localhost) unless --api-allow-remote")
+	allowRemote := fs.Bool("api-allow-remote", false, "let --api listen on a non-loopback address: the bearer token in DATA/"+control.EndpointFileName+", sent in clear over HTTP, is then its only protection")
 	network := fs.String("network", node.DefaultNetwork, "network name: nodes of other networks are never accepted")
 	noMDNS := fs.Bool("no-mdns", false, "do not discover peers on the LAN with mDNS")
 	var operators stringList
@@ -57,11 +74,26 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
+	apiLoopback, err := isLoopbackAddr(*api)
+	if err != nil {
+		fmt.Fprintf(stderr, "bitmesh node: --api %q: %v\n", *api, err)
+		return errUsage
+	}
+	if !apiLoopback && !*allowRemote {
+		fmt.Fprintf(stderr, "bitmesh node: --api %s is not a loopback address: the control API publishes, bans and signs as this device, "+
+			"and anyone who can reach it would face only the bearer token, sent in clear over HTTP. "+
+			"Listen on 127.0.0.1, [::1] or localhost, or pass --api-allow-remote to accept that.\n", *api)
+		return errUsage
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if !apiLoopback {
+		log.Warn("control API listens beyond loopback: the bearer token is its only protection, and HTTP sends it in clear",
+			"api", *api, "token_file", filepath.Join(d.dir, control.EndpointFileName))
+	}
 	pass, err := d.passphrase()
 	if err != nil {
 		return err

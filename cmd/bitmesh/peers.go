@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/bitmesh/bitmesh/node/control"
 )
@@ -38,9 +40,27 @@ func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if p.BanUntil != nil {
 			until = p.BanUntil.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\n", p.Subject, p.Connected, p.Score, until, p.BanReason)
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%s\n", p.Subject, p.Connected, p.Score, until, terminalSafe(p.BanReason))
 	}
 	return tw.Flush()
+}
+
+// terminalSafe returns s as is if it is valid UTF-8 and every rune is
+// printable, else quoted with Go escapes. Ban reasons come from other nodes'
+// misbehaviour and from any local API caller: raw, they could move the
+// cursor, recolour or rewrite the terminal, or forge table rows with a
+// newline or tab. Invalid UTF-8 counts because a lone byte such as 0x9b is
+// a control sequence introducer to some terminals.
+func terminalSafe(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func runBan(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -57,10 +57,7 @@ func (s *server) checkpoint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req CheckpointRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<12))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("bad checkpoint request: %w", err))
+	if !readRequest(w, r, 1<<12, "checkpoint", &req) {
 		return
 	}
 	note, err := s.logs.Checkpoint(r.Context(), req.Topic)

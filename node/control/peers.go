@@ -2,9 +2,7 @@ package control
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -89,10 +87,7 @@ func (s *server) peers(w http.ResponseWriter, _ *http.Request) {
 
 func decodeBanRequest(w http.ResponseWriter, r *http.Request) (BanRequest, antispam.Subject, bool) {
 	var req BanRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("bad request: %w", err))
+	if !readRequest(w, r, 1<<16, strings.TrimPrefix(r.URL.Path, "/v1/"), &req) {
 		return req, antispam.Subject{}, false
 	}
 	sub, err := ParseSubject(req.Subject)

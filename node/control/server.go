@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
@@ -77,10 +76,11 @@ func (s *server) info(w http.ResponseWriter, _ *http.Request) {
 
 func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 	var req PublishRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("bad publish request: %w", err))
+	if !readRequest(w, r, maxRequestBody, "publish", &req) {
+		return
+	}
+	if req.MinPeers < 0 {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("bad publish request: min_peers %d: want 0 or more", req.MinPeers))
 		return
 	}
 	payload := []byte(req.Data)
@@ -142,10 +142,7 @@ type AnnounceRequest struct {
 
 func (s *server) announce(w http.ResponseWriter, r *http.Request) {
 	var req AnnounceRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("bad announce request: %w", err))
+	if !readRequest(w, r, 1<<16, "announce", &req) {
 		return
 	}
 	rec, err := base64.StdEncoding.DecodeString(req.RecordB64)
