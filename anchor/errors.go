@@ -94,3 +94,7 @@ var (
 	// yet confirmed in a block.
 	ErrAnchorPending = errors.New("anchor: anchor proof pending confirmation")
 )
+
+// ErrInvalidMeta: a meta key is empty or longer than MaxMetaKeyLen, or a
+// value is longer than MaxMetaValueSize. Nothing was stored.
+var ErrInvalidMeta = errors.New("anchor: invalid meta record")

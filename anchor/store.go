@@ -72,8 +72,9 @@ var _ Store = (*MemoryStore)(nil)
 // MemoryStore is a Store in memory, for tests and for logs that need not
 // survive a restart. Safe for concurrent use.
 type MemoryStore struct {
-	mu     sync.RWMutex // guards logs and closed
+	mu     sync.RWMutex // guards logs, meta and closed
 	logs   map[string]*memoryLog
+	meta   map[string]map[string][]byte // MetaStore records by log name, then key
 	closed bool
 }
 

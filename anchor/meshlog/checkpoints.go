@@ -1,6 +1,7 @@
 package meshlog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -75,30 +76,51 @@ func (m *MeshLog) anchorDue(ctx context.Context) {
 					h.Logger().Warn("anchoring failed", "kind", a.Kind(), "origin", own.c.Origin, "size", own.c.Size, "err", err)
 					continue
 				}
-				tl.setAnchor(own.c.Size, p)
+				if err := tl.setAnchor(own.c.Size, p); err != nil && !errors.Is(err, anchor.ErrStoreClosed) {
+					h.Logger().Warn("anchor proof not stored", "kind", a.Kind(), "origin", own.c.Origin, "size", own.c.Size, "err", err)
+				}
 			}
 		}
 	}
 }
 
-// setAnchor records an anchor proof of the checkpoint of size.
-func (tl *topicLog) setAnchor(size uint64, p anchor.AnchorProof) {
+// setAnchor records an anchor proof of the checkpoint of size, and stores
+// it unless it is the one already recorded (a pending proof that did not
+// change).
+func (tl *topicLog) setAnchor(size uint64, p anchor.AnchorProof) error {
+	tl.persistMu.Lock()
+	defer tl.persistMu.Unlock()
 	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	for i := range tl.checkpoints {
-		own := &tl.checkpoints[i]
-		if own.c.Size != size {
-			continue
-		}
-		// A new slice: receipts and anchorDue hold copies of the old one.
-		next := []anchor.AnchorProof{p}
-		for _, q := range own.anchors {
-			if q.Kind != p.Kind {
-				next = append(next, q)
-			}
-		}
-		own.anchors = next
+	i := slices.IndexFunc(tl.checkpoints, func(own ownCheckpoint) bool { return own.c.Size == size })
+	if i < 0 {
+		tl.mu.Unlock()
+		return nil
 	}
+	own := &tl.checkpoints[i]
+	if slices.ContainsFunc(own.anchors, func(q anchor.AnchorProof) bool { return sameProof(p, q) }) {
+		tl.mu.Unlock()
+		return nil
+	}
+	// A new slice: receipts and anchorDue hold copies of the old one.
+	next := []anchor.AnchorProof{p}
+	for _, q := range own.anchors {
+		if q.Kind != p.Kind {
+			next = append(next, q)
+		}
+	}
+	own.anchors = next
+	record := *own
+	var dropped []ownCheckpoint
+	tl.checkpoints, dropped = retain(tl.checkpoints)
+	tl.mu.Unlock()
+	if err := tl.saveCheckpoint(record); err != nil {
+		return err
+	}
+	return tl.dropCheckpoints(dropped)
+}
+
+func sameProof(p, q anchor.AnchorProof) bool {
+	return p.Kind == q.Kind && p.Digest == q.Digest && p.Pending == q.Pending && bytes.Equal(p.Proof, q.Proof)
 }
 
 // Checkpoint signs a checkpoint of topic's log if it grew since the last
@@ -133,17 +155,9 @@ func (m *MeshLog) Checkpoint(ctx context.Context, topic string) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	tl.mu.Lock()
-	if n := len(tl.checkpoints); n > 0 && tl.checkpoints[n-1].c.Size >= size {
-		latest := tl.checkpoints[n-1].note // a concurrent call was first
-		tl.mu.Unlock()
-		return latest, nil
+	if latest, err := tl.addCheckpoint(ownCheckpoint{c: c, note: signed}); latest != nil || err != nil {
+		return latest, err
 	}
-	tl.checkpoints = append(tl.checkpoints, ownCheckpoint{c: c, note: signed})
-	if len(tl.checkpoints) > maxOwnCheckpoints {
-		tl.checkpoints = tl.checkpoints[1:]
-	}
-	tl.mu.Unlock()
 	payload, err := Message{Kind: KindCheckpoint, Note: signed}.Encode()
 	if err != nil {
 		return nil, err
@@ -160,31 +174,64 @@ func (m *MeshLog) Checkpoint(ctx context.Context, topic string) ([]byte, error) 
 	return signed, nil
 }
 
-// addCosignature merges a witness's cosignature into the matching own
-// checkpoint. cosigned was verified by check: it carries this log's
-// signature and witness's cosignature over one of our checkpoints.
-func (m *MeshLog) addCosignature(tl *topicLog, c anchor.Checkpoint, cosigned []byte, witness identity.DeviceID) error {
+// addCheckpoint stores a newly signed checkpoint, then adds it to
+// tl.checkpoints: one that is not durable is never published, so a
+// restart cannot forget a tree the mesh has seen signed. If a concurrent
+// call added one at least as large first, it returns that one's note
+// instead.
+func (tl *topicLog) addCheckpoint(own ownCheckpoint) (latest []byte, err error) {
+	tl.persistMu.Lock()
+	defer tl.persistMu.Unlock()
 	tl.mu.Lock()
-	defer tl.mu.Unlock()
-	for i := range tl.checkpoints {
-		own := &tl.checkpoints[i]
-		if own.c.Size != c.Size || own.c.Root != c.Root {
-			continue
-		}
-		for _, w := range own.cosigners {
-			if w == witness {
-				return nil
-			}
-		}
-		merged, err := mergeSignature(own.note, cosigned, anchor.WitnessName(witness))
-		if err != nil {
-			return err
-		}
-		own.note = merged
-		own.cosigners = append(own.cosigners, witness)
+	if n := len(tl.checkpoints); n > 0 && tl.checkpoints[n-1].c.Size >= own.c.Size {
+		latest := tl.checkpoints[n-1].note
+		tl.mu.Unlock()
+		return latest, nil
+	}
+	tl.mu.Unlock()
+	if err := tl.saveCheckpoint(own); err != nil {
+		return nil, err
+	}
+	tl.mu.Lock()
+	var dropped []ownCheckpoint
+	tl.checkpoints, dropped = retain(append(tl.checkpoints, own))
+	tl.mu.Unlock()
+	if err := tl.dropCheckpoints(dropped); err != nil {
+		// Left over records are dropped again at the next start.
+		return nil, fmt.Errorf("meshlog: deleting old checkpoints of %q: %w", tl.topic, err)
+	}
+	return nil, nil
+}
+
+// addCosignature merges a witness's cosignature into the matching own
+// checkpoint and stores it. cosigned was verified by check: it carries
+// this log's signature and witness's cosignature over one of our
+// checkpoints.
+func (m *MeshLog) addCosignature(tl *topicLog, c anchor.Checkpoint, cosigned []byte, witness identity.DeviceID) error {
+	tl.persistMu.Lock()
+	defer tl.persistMu.Unlock()
+	tl.mu.Lock()
+	i := slices.IndexFunc(tl.checkpoints, func(own ownCheckpoint) bool { return own.c.Size == c.Size && own.c.Root == c.Root })
+	if i < 0 {
+		tl.mu.Unlock()
+		return nil // a checkpoint too old to keep, or one we never signed: check caught forgeries
+	}
+	own := &tl.checkpoints[i]
+	if slices.Contains(own.cosigners, witness) {
+		tl.mu.Unlock()
 		return nil
 	}
-	return nil // a checkpoint too old to keep, or one we never signed: check caught forgeries
+	merged, err := mergeSignature(own.note, cosigned, anchor.WitnessName(witness))
+	if err != nil {
+		tl.mu.Unlock()
+		return err
+	}
+	own.note = merged
+	// A new slice: Logs and receipts may hold the old one.
+	own.cosigners = append(slices.Clip(own.cosigners), witness)
+	record := *own
+	tl.mu.Unlock()
+	return tl.saveCheckpoint(record)
 }
 
 // mergeSignature appends the signature line named name from other to

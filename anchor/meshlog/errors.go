@@ -32,4 +32,13 @@ var (
 	ErrLogFull = errors.New("meshlog: log full")
 	// ErrRemote: a peer answered a stream request with an error.
 	ErrRemote = errors.New("meshlog: peer refused the request")
+	// ErrLogBehind: Start found a log that no longer holds a tree this
+	// node signed a checkpoint of (entries lost or replaced in a damaged
+	// or rolled-back store). Signing on would be equivocation, for which
+	// the mesh bans the device, so the node does not start; the error
+	// names the store file. Restore the log from a peer or a backup.
+	ErrLogBehind = errors.New("meshlog: log lost entries it had signed")
+	// ErrCheckpointRecord: a stored own checkpoint does not decode or is
+	// not this log's; Start skips it.
+	ErrCheckpointRecord = errors.New("meshlog: bad stored checkpoint")
 )

@@ -189,12 +189,18 @@ type topicLog struct {
 	topic, origin string
 	log           *anchor.Log
 	quota         *topicQuota
+	meta          anchor.MetaStore // keeps checkpoints; nil: memory only
+
+	// persistMu serialises checkpoint records: held from a change to
+	// checkpoints until its record is stored (see saveCheckpoint). Taken
+	// before mu.
+	persistMu sync.Mutex
 
 	mu    sync.Mutex // guards the fields below
 	index map[gossip.ID]uint64
 	bytes uint64 // entry bytes in the log
-	// checkpoints this node signed, newest last, with the cosignatures
-	// merged into them; bounded by maxOwnCheckpoints.
+	// checkpoints this node signed, oldest first, with the cosignatures
+	// and anchor proofs gathered for them; bounded by retain.
 	checkpoints []ownCheckpoint
 }
 
@@ -206,7 +212,7 @@ type ownCheckpoint struct {
 }
 
 const (
-	maxOwnCheckpoints = 64 // recent own checkpoints kept for late cosignatures
+	maxOwnCheckpoints = 64 // recent own checkpoints kept for late cosignatures (plus anchored ones, see retain)
 	maxSeenSizes      = 64 // recent sizes per followed log, for equivocation
 	maxFollowedLogs   = 4096
 )
@@ -240,8 +246,10 @@ func New(cfg Config) (*MeshLog, error) {
 // Name implements ext.Extension.
 func (m *MeshLog) Name() string { return "meshlog" }
 
-// Start opens the logs, rebuilds their ID indexes, registers the stream
-// protocol and watches the logged topics and Topic.
+// Start opens the logs, loads the checkpoints this node signed of them,
+// rebuilds their ID indexes, registers the stream protocol and watches the
+// logged topics and Topic. It fails with ErrLogBehind if a log no longer
+// holds a tree this node signed.
 func (m *MeshLog) Start(h ext.Host) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -264,6 +272,14 @@ func (m *MeshLog) Start(h ext.Host) error {
 	m.h = h
 	m.logs = make(map[string]*topicLog)
 	m.byOrigin = make(map[string]*topicLog)
+	meta, _ := m.store.(anchor.MetaStore)
+	if _, mem := m.store.(*anchor.MemoryStore); mem && m.ownStore {
+		meta = nil // dies with the node: a second copy of tl.checkpoints
+	}
+	where := "the configured log store"
+	if bs, ok := m.store.(*anchor.BoltStore); ok {
+		where = bs.Path()
+	}
 	for _, topic := range m.cfg.Topics {
 		origin := Origin(h.NetworkName(), h.Key().DeviceID(), topic)
 		l, err := anchor.OpenLog(m.store, "topic/"+topic)
@@ -274,8 +290,11 @@ func (m *MeshLog) Start(h ext.Host) error {
 		if err != nil {
 			return m.abortStart(err)
 		}
-		tl := &topicLog{topic: topic, origin: origin, log: l, quota: q, index: make(map[gossip.ID]uint64)}
+		tl := &topicLog{topic: topic, origin: origin, log: l, quota: q, meta: meta, index: make(map[gossip.ID]uint64)}
 		m.logs[topic], m.byOrigin[origin] = tl, tl
+		if err := tl.loadCheckpoints(h.Key().DeviceID(), h.Logger(), where); err != nil {
+			return m.abortStart(err)
+		}
 		if err := tl.rebuildIndex(); err != nil {
 			return m.abortStart(err)
 		}
@@ -398,7 +417,7 @@ func (m *MeshLog) appender(tl *topicLog, recovered bool) func(peer.ID, *gossip.E
 				tl.quota.count(refusedStore)
 				m.logger().Error("log append failed", "topic", tl.topic, "err", err)
 			}
-			return fmt.Errorf("%w: log %q: %v", ext.ErrIgnore, tl.topic, err)
+			return fmt.Errorf("%w: log %q: %w", ext.ErrIgnore, tl.topic, err)
 		}
 		tl.mu.Lock()
 		if _, dup := tl.index[id]; !dup {
