@@ -473,6 +473,9 @@ type SalvagedLog struct {
 	// Err says why reading stopped before Size leaves, or why leaf Intact
 	// is not intact; nil if the whole log was read intact.
 	Err error
+	// Meta holds the log's readable MetaStore records (a node's signed
+	// checkpoints), copied.
+	Meta map[string][]byte
 }
 
 // SalvageBoltStore reads what it can of a possibly damaged store file,
@@ -526,6 +529,13 @@ func SalvageBoltStore(path string, leaf func(SalvagedLeaf) error) (logs []Salvag
 				return errors.New("not a bucket")
 			}
 			sl.Size, _ = boltSize(b)
+			if mb := b.Bucket(boltMetaBucket); mb != nil {
+				sl.Meta = map[string][]byte{}
+				_ = mb.ForEach(func(k, v []byte) error {
+					sl.Meta[string(k)] = bytes.Clone(v)
+					return nil
+				})
+			}
 			lb, nb := b.Bucket(boltLeavesBucket), b.Bucket(boltNodesBucket)
 			if lb == nil {
 				if sl.Size == 0 {

@@ -250,6 +250,17 @@ func (r *repairer) salvageAnchor(damaged, fresh string) ([]string, error) {
 	verb := map[bool]string{false: "", true: "would be "}[r.dryRun]
 	var lost []string
 	for _, l := range logs {
+		// The log's signed checkpoints go along: without them a node that
+		// lost signed entries would sign a conflicting tree and be banned
+		// for equivocation; with them it refuses to start (ErrLogBehind).
+		for k, v := range l.Meta {
+			if err := out.PutMeta(l.Name, k, v); err != nil {
+				return nil, err
+			}
+		}
+		if len(l.Meta) > 0 {
+			r.say("%s: log %q: %d signed checkpoint records %skept", anchorStoreFileName, l.Name, len(l.Meta), verb)
+		}
 		r.say("%s: log %q: %d of %d leaves %skept, hashes verified", anchorStoreFileName, l.Name, l.Intact, l.Size, verb)
 		q := quarantined[l.Name]
 		for i, f := range q {
@@ -268,6 +279,9 @@ func (r *repairer) salvageAnchor(damaged, fresh string) ([]string, error) {
 		}
 		if l.Size > l.Read {
 			msg += fmt.Sprintf("; %d unreadable ones lost", l.Size-l.Read)
+		}
+		if len(l.Meta) > 0 {
+			msg += "; this node signed checkpoints over entries that are gone, so it will refuse to start until the log is restored from a peer's or a backup copy"
 		}
 		lost = append(lost, msg)
 	}
