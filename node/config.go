@@ -74,6 +74,13 @@ type Config struct {
 	MaxHistoryAge time.Duration
 	// SeenCacheSize bounds the remembered envelope IDs.
 	SeenCacheSize int
+	// TopicIdleTimeout is how long the node stays in a topic that has no
+	// subscription and no publish before leaving it. Every joined topic
+	// holds GossipSub state (some kilobytes), so a shorter timeout frees
+	// topics used once sooner; a publisher that comes back less often than
+	// this joins the topic again each time, a few round trips through
+	// GossipSub's event loop. Topics watched by extensions are never left.
+	TopicIdleTimeout time.Duration
 
 	// Work sets the proof of work each topic requires. Its base targets are
 	// a mesh-wide rule: configure every node alike. Zero value: no work.
@@ -135,6 +142,7 @@ func DefaultConfig() Config {
 		MaxClockSkew:      30 * time.Second,
 		MaxHistoryAge:     7 * 24 * time.Hour,
 		SeenCacheSize:     1 << 16,
+		TopicIdleTimeout:  2 * time.Minute,
 		AdmissionTimeout:  10 * time.Second,
 		Rate:              antispam.DefaultRateConfig(),
 		Ledger:            antispam.DefaultLedgerConfig(),
@@ -142,12 +150,14 @@ func DefaultConfig() Config {
 }
 
 // LowMemoryConfig is DefaultConfig for boards with little RAM: fewer
-// connections, 64 KiB envelopes and a smaller seen cache.
+// connections, 64 KiB envelopes, a smaller seen cache and idle topics left
+// after 30 s.
 func LowMemoryConfig() Config {
 	c := DefaultConfig()
 	c.ConnLow, c.ConnHigh = 8, 24
 	c.MaxEnvelopeSize = 64 << 10
 	c.SeenCacheSize = 1 << 13
+	c.TopicIdleTimeout = 30 * time.Second
 	return c
 }
 
@@ -191,6 +201,8 @@ func (c Config) Validate() error {
 		return errors.New("node: MinPeers must not be negative")
 	case c.BootstrapInterval <= 0 || c.DialTimeout <= 0 || c.AdmissionTimeout <= 0:
 		return errors.New("node: BootstrapInterval, DialTimeout and AdmissionTimeout must be positive")
+	case c.TopicIdleTimeout <= 0:
+		return errors.New("node: TopicIdleTimeout must be positive")
 	case c.ConnLow < 1 || c.ConnHigh < c.ConnLow:
 		return fmt.Errorf("node: connection watermarks %d..%d: want 1 <= ConnLow <= ConnHigh", c.ConnLow, c.ConnHigh)
 	}

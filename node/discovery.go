@@ -57,8 +57,10 @@ func (n *Node) dial(ctx context.Context, pi peer.AddrInfo) {
 	n.log.Debug("connected", "peer", pi.ID)
 }
 
-// bootstrapLoop redials the bootstrap peers whenever the node has fewer than
-// MinPeers connections, so a device that lost its uplink rejoins by itself.
+// bootstrapLoop redials the bootstrap peers and anchors whenever the node
+// has fewer than MinPeers connections, so a device that lost its uplink
+// rejoins by itself, and whenever fewer than MinPeers of those peers are
+// connected (missingProtected).
 func (n *Node) bootstrapLoop(ctx context.Context) {
 	t := time.NewTicker(n.cfg.BootstrapInterval)
 	defer t.Stop()
@@ -68,7 +70,11 @@ func (n *Node) bootstrapLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			if len(n.host.Network().Peers()) < n.cfg.MinPeers {
-				n.dialAll(ctx, n.bootstrap)
+				n.dialAll(ctx, n.protectedPeers())
+			} else if missing := n.missingProtected(); len(missing) > 0 {
+				// Enough connections, too few of them to peers we chose:
+				// the others may be an attacker's (protect.go).
+				n.dialAll(ctx, missing)
 			}
 		}
 	}

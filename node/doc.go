@@ -62,7 +62,8 @@
 //
 //  1. Call Close when done. It cancels the node's goroutines, waits for all
 //     of them, and closes the host (unless it came from WithHost). Cancel
-//     each Subscription you no longer read.
+//     each Subscription you no longer read: a topic with a live
+//     subscription is never left.
 //  2. Read subscriptions promptly. Each queues DefaultSubscriptionBuffer
 //     messages (or WithBuffer's count) for a slow reader; beyond that, new
 //     messages are dropped for that subscriber only, and the mesh still
@@ -82,7 +83,11 @@
 //     covering the validator's freshness window, peer exchange, and flood
 //     publishing of the node's own messages. Each mesh topic T is the
 //     GossipSub topic "bitmesh/<network>/T", with the gossip validator
-//     registered on it.
+//     registered on it. The node joins a topic on its first Publish or
+//     Subscribe and leaves it once TopicIdleTimeout passes with no
+//     subscription and no publish on it; topics that extensions watch stay
+//     joined. An RPC larger than an envelope and its framing is dropped
+//     and scored against the peer that sent it.
 //   - mDNS discovery of nodes of the same network on the LAN (if MDNS), and
 //     a bootstrap loop that redials BootstrapPeers every BootstrapInterval
 //     while the node has fewer than MinPeers connections.

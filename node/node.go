@@ -38,6 +38,7 @@ type Node struct {
 	clock     func() time.Time
 	validator *gossip.Validator
 	bootstrap []peer.AddrInfo
+	anchors   []peer.AddrInfo // from the anchors file; set in Start, read-only after
 	self      peer.ID
 	def       *defences  // ledger and store are set by Start
 	adm       *admission // nil in an open mesh
@@ -64,6 +65,9 @@ type Node struct {
 
 	refusedMu sync.Mutex          // guards refused
 	refused   map[gossip.ID]error // why own envelopes were refused; see Publish
+
+	// Leaving idle topics (topics.go). Guarded by mu; made on first use.
+	topicUses map[string]*topicUse
 
 	wg sync.WaitGroup // every goroutine the node starts
 
@@ -188,7 +192,7 @@ func (n *Node) Start(ctx context.Context) error {
 		// signature would double the cost of every publish and check.
 		pubsub.WithNoAuthor(),
 		pubsub.WithSeenMessagesTTL(n.validator.Config().Window()),
-		pubsub.WithMaxMessageSize(gossip.MaxEnvelopeSize + 1024),
+		pubsub.WithMaxMessageSize(maxRPCSize),
 		pubsub.WithPeerExchange(true),
 		// Send own messages to every topic peer, not only the mesh: a new
 		// subscriber's mesh is empty until the next heartbeat, and flooding
@@ -197,7 +201,7 @@ func (n *Node) Start(ctx context.Context) error {
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerScore(antispam.PeerScoreParams(n.appScore, whitelist), antispam.PeerScoreThresholds()),
 	}, n.opts.pubsub...)
-	ps, err := pubsub.NewGossipSub(n.ctx, h, psOpts...)
+	ps, err := pubsub.NewGossipSub(n.ctx, meteredHost{h, n}, psOpts...)
 	if err != nil {
 		n.cancel()
 		if n.opts.host == nil {
@@ -207,6 +211,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("node: starting gossipsub: %w", err)
 	}
 	n.host, n.ps, n.started = h, ps, true
+	n.spawn(n.leaveIdleTopicsLoop)
 	if n.adm != nil {
 		// Fails only if the fresh pubsub refuses a topic; the node is
 		// started by now, so Close releases everything.
@@ -226,8 +231,14 @@ func (n *Node) Start(ctx context.Context) error {
 	case n.closed:
 		return ErrClosed
 	}
-	n.dialAll(ctx, n.bootstrap)
-	if len(n.bootstrap) > 0 {
+	anchors, err := loadAnchors(n.cfg.DataDir)
+	if err != nil {
+		n.log.Warn("starting without anchors", "err", err)
+	}
+	n.anchors = anchors
+	n.startProtection()
+	n.dialAll(ctx, n.protectedPeers())
+	if len(n.protectedPeers()) > 0 {
 		n.spawn(n.bootstrapLoop)
 	}
 	if n.cfg.MDNS {
@@ -296,7 +307,9 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.mu.Unlock()
-	errs := []error{n.closeExtensions()}
+	// Before the topics close: leaving a topic drops GossipSub's delivery
+	// tags, which rank the anchors.
+	errs := []error{n.saveAnchors(), n.closeExtensions()}
 	n.mu.Lock()
 	n.cancel()
 	for name, t := range n.topics {
@@ -393,41 +406,6 @@ func PubSubTopic(network, topic string) string {
 }
 
 func (n *Node) pubsubTopic(topic string) string { return PubSubTopic(n.cfg.Network, topic) }
-
-// join returns the GossipSub topic, joining it and registering its
-// validator on first use.
-func (n *Node) join(topic string) (*pubsub.Topic, error) {
-	if err := gossip.ValidTopic(topic); err != nil {
-		return nil, err
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	switch {
-	case n.closed:
-		return nil, ErrClosed
-	case !n.started:
-		return nil, ErrNotStarted
-	}
-	if t, ok := n.topics[topic]; ok {
-		return t, nil
-	}
-	name := n.pubsubTopic(topic)
-	if err := n.ps.RegisterTopicValidator(name, n.topicValidator(topic)); err != nil {
-		return nil, fmt.Errorf("node: topic %q: %w", topic, err)
-	}
-	t, err := n.ps.Join(name)
-	if err != nil {
-		_ = n.ps.UnregisterTopicValidator(name)
-		return nil, fmt.Errorf("node: topic %q: %w", topic, err)
-	}
-	if err := t.SetScoreParams(antispam.TopicScoreParams()); err != nil {
-		_ = t.Close()
-		_ = n.ps.UnregisterTopicValidator(name)
-		return nil, fmt.Errorf("node: topic %q: %w", topic, err)
-	}
-	n.topics[topic] = t
-	return t, nil
-}
 
 func (n *Node) observe(from peer.ID, topic string, r gossip.Result) {
 	if r.Verdict != gossip.Accept {

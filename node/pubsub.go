@@ -42,10 +42,11 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	for _, opt := range opts {
 		opt(&o)
 	}
-	t, err := n.join(topic)
+	t, release, err := n.useTopic(topic)
 	if err != nil {
 		return gossip.ID{}, err
 	}
+	defer release()
 	now := n.clock()
 	env := &gossip.Envelope{Network: n.network, Time: now, Seq: n.seq.Add(1), Topic: topic, Payload: payload}
 	if size := env.EncodedSize(); size > n.cfg.MaxEnvelopeSize {
@@ -119,9 +120,10 @@ const topicPeersRecheck = 250 * time.Millisecond
 
 // Subscription delivers the verified messages of one topic.
 type Subscription struct {
-	topic string
-	self  peer.ID
-	sub   *pubsub.Subscription
+	topic   string
+	self    peer.ID
+	sub     *pubsub.Subscription
+	release func() // ends the subscription's use of the topic; idempotent
 }
 
 // DefaultSubscriptionBuffer is how many messages a subscription queues for a
@@ -148,15 +150,16 @@ func (n *Node) Subscribe(topic string, opts ...SubscribeOption) (*Subscription, 
 	if o.buffer < 1 {
 		return nil, fmt.Errorf("node: subscription buffer %d must be positive", o.buffer)
 	}
-	t, err := n.join(topic)
+	t, release, err := n.useTopic(topic)
 	if err != nil {
 		return nil, err
 	}
 	sub, err := t.Subscribe(pubsub.WithBufferSize(o.buffer))
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("node: subscribe %q: %w", topic, err)
 	}
-	return &Subscription{topic: topic, self: n.PeerID(), sub: sub}, nil
+	return &Subscription{topic: topic, self: n.PeerID(), sub: sub, release: release}, nil
 }
 
 // Topic returns the subscription's topic.
@@ -192,5 +195,12 @@ func (s *Subscription) Next(ctx context.Context) (Message, error) {
 	}, nil
 }
 
-// Cancel stops the subscription. Safe to call more than once.
-func (s *Subscription) Cancel() { s.sub.Cancel() }
+// Cancel stops the subscription. Safe to call more than once. Once no
+// subscription or publish uses the topic for Config.TopicIdleTimeout, the
+// node leaves it.
+func (s *Subscription) Cancel() {
+	// pubsub handles the cancellation before any later request, so the
+	// janitor's close of the released topic sees no subscription.
+	s.sub.Cancel()
+	s.release()
+}
