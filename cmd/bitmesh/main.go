@@ -1,7 +1,7 @@
 // Command bitmesh runs and talks to bitmesh nodes: a signed-gossip mesh for
 // IoT devices over libp2p GossipSub.
 //
-//	bitmesh node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT] [--network NAME]
+//	bitmesh node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT [--api-allow-remote]] [--network NAME]
 //	bitmesh keygen [--data DIR] [--json]
 //	bitmesh id [--data DIR] [--json]
 //	bitmesh pub [--data DIR] TOPIC MESSAGE
@@ -10,7 +10,12 @@
 //	bitmesh ban [--data DIR] [--for D] [--reason TEXT] SUBJECT
 //	bitmesh unban [--data DIR] SUBJECT
 //	bitmesh cert issue|revoke|show ...
-//	bitmesh log verify --log-key ID --origin ORIGIN RECEIPT
+//	bitmesh log show|checkpoint|receipt|proof|verify ...
+//	bitmesh sim list|run|crosscheck ...
+//	bitmesh repair --data DIR [--dry-run]
+//
+// Exit codes: 0 success, 1 failure, 2 usage error (repair: 1 means data
+// was lost).
 //
 // Run "bitmesh COMMAND --help" for each command's flags.
 package main
