@@ -52,6 +52,7 @@ var adversaryTypes = map[string]func() Adversary{
 	"invalid-signature": func() Adversary { return spam{signature: false} },
 	"covert-flash":      func() Adversary { return sybil{silence: true} },
 	"eclipse":           func() Adversary { return sybil{silence: true} },
+	"eclipse-exhaust":   func() Adversary { return exhaust{} },
 	"censor":            func() Adversary { return sybil{censor: true} },
 	"sybil-swarm":       func() Adversary { return sybil{silence: true} },
 	"cold-boot":         func() Adversary { return sybil{silence: true} },

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -15,6 +17,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/proto"
@@ -58,6 +61,7 @@ type honest struct {
 	n       *node.Node
 	id      peer.ID
 	traffic *traffic
+	dataDir string // empty but for nodes that restart
 }
 
 // run is the whole simulation; it must be called inside a synctest bubble.
@@ -78,7 +82,8 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 			closers[i]()
 		}
 	}()
-	var readers sync.WaitGroup
+	keys := make([]*identity.PrivateKey, sc.Nodes)
+	hosts := make([]*simHost, sc.Nodes)
 	for i := range nodes {
 		key, err := keyFrom(rng)
 		if err != nil {
@@ -88,31 +93,57 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		if err != nil {
 			return Report{}, err
 		}
-		tr := &traffic{}
+		nh := &simHost{Host: h, ctx: ctx, w: w, loss: sc.Link.LossPct / 100, seed: sc.Seed<<20 | uint64(i)}
+		if sc.Node.ConnHigh > 0 {
+			cm, err := connmgr.NewConnManager(sc.Node.ConnLow, sc.Node.ConnHigh)
+			if err != nil {
+				return Report{}, err
+			}
+			nh.cm = cm
+			h.Network().Notify(cm.Notifee())
+			closers = append(closers, func() { cm.Close() })
+		}
+		keys[i], hosts[i] = key, nh
+	}
+	g := newGraph(stream(sc, streamGraph), sc)
+	rec.graph = g
+	exhausted := exhaustTargets(sc)
+
+	var readers sync.WaitGroup
+	// startNode starts honest node i on its host; a restart calls it again
+	// with the same key, host, data directory and traffic counter.
+	startNode := func(i int, tr *traffic, dataDir string) (*honest, error) {
 		cfg := node.LocalConfig()
-		cfg.Key = key
+		cfg.Key = keys[i]
 		sc.Node.apply(&cfg)
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		cfg.ScoreColocationWhitelist = nil
 		cfg.Work = antispam.DifficultyConfig{Topics: map[string]uint8{sc.Traffic.Topic: sc.Traffic.WorkBits}}
-		idx := i
-		cfg.Ledger.OnBan = func(b antispam.Ban) { rec.ban(idx, b, time.Now()) }
-		nh := &simHost{Host: h, ctx: ctx, w: w, loss: sc.Link.LossPct / 100, seed: sc.Seed<<20 | uint64(i)}
+		cfg.Ledger.OnBan = func(b antispam.Ban) { rec.ban(i, b, time.Now()) }
+		if exhausted[i] {
+			// A deployed node has a data directory (its anchors) and a few
+			// bootstrap peers: here, its honest neighbours.
+			cfg.DataDir = dataDir
+			for _, e := range g.adj[i] {
+				j := e.a + e.b - i
+				cfg.BootstrapPeers = append(cfg.BootstrapPeers, fmt.Sprintf("%s/p2p/%s", addrOf(j), hosts[j].ID()))
+			}
+		}
 		psOpts := []pubsub.Option{pubsub.WithRawTracer(tr)}
 		if len(sc.Adversaries) > 0 {
 			psOpts = append(psOpts, pubsub.WithPeerScoreInspect(func(m map[peer.ID]float64) { rec.scored(time.Now(), m) }, time.Second))
 		}
-		n, err := node.New(cfg, node.WithHost(nh), node.WithPubSubOptions(psOpts...))
+		n, err := node.New(cfg, node.WithHost(hosts[i]), node.WithPubSubOptions(psOpts...))
 		if err != nil {
-			return Report{}, err
+			return nil, err
 		}
 		if err := n.Start(ctx); err != nil {
-			return Report{}, err
+			return nil, err
 		}
-		closers = append(closers, func() { n.Close() })
 		sub, err := n.Subscribe(sc.Traffic.Topic)
 		if err != nil {
-			return Report{}, err
+			n.Close()
+			return nil, err
 		}
 		readers.Add(1)
 		go func() {
@@ -123,17 +154,37 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 				if err != nil {
 					return
 				}
-				if !m.Local && len(m.Payload) >= 8 && m.From != key.DeviceID() {
-					rec.deliver(idx, binary.BigEndian.Uint64(m.Payload), time.Now())
+				if !m.Local && len(m.Payload) >= 8 && m.From != keys[i].DeviceID() {
+					rec.deliver(i, binary.BigEndian.Uint64(m.Payload), time.Now())
 				}
 			}
 		}()
-		nodes[i] = &honest{n: n, id: h.ID(), traffic: tr}
+		return &honest{n: n, id: hosts[i].ID(), traffic: tr, dataDir: dataDir}, nil
+	}
+	var nodesMu sync.Mutex // guards nodes[i].n across a restart
+	for i := range nodes {
+		var dataDir string
+		if exhausted[i] {
+			d, err := os.MkdirTemp("", "bitmesh-sim-")
+			if err != nil {
+				return Report{}, err
+			}
+			closers = append(closers, func() { os.RemoveAll(d) })
+			dataDir = d
+		}
+		h, err := startNode(i, &traffic{}, dataDir)
+		if err != nil {
+			return Report{}, err
+		}
+		nodes[i] = h
+		closers = append(closers, func() {
+			nodesMu.Lock()
+			defer nodesMu.Unlock()
+			nodes[i].n.Close()
+		})
 	}
 	closers = append(closers, readers.Wait) // after the nodes' Close (defers run backwards)
 
-	g := newGraph(stream(sc, streamGraph), sc)
-	rec.graph = g
 	// Attackers of a cold boot are linked before the honest nodes are,
 	// the others after.
 	type pending struct {
@@ -150,7 +201,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		honestIDs[i] = h.n.DeviceID()
 	}
 	var attackWG sync.WaitGroup
-	attackErrs := make(chan error, len(sc.Adversaries))
+	attackErrs := make(chan error, 2*len(sc.Adversaries)) // Run's and a restart's
 	for ai, spec := range sc.Adversaries {
 		env := AttackEnv{Network: node.LocalConfig().Network, Topic: sc.Traffic.Topic, Spec: spec, Rand: rand.New(rand.NewPCG(sc.Seed, uint64(ai)+1)), Honest: honestIDs}
 		for range spec.Count {
@@ -164,8 +215,12 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 			}
 			rec.addAttacker(h.ID(), spec.Type)
 			targets := rng.Perm(sc.Nodes)[:spec.Targets]
-			if spec.Type == "eclipse" {
+			switch spec.Type {
+			case "eclipse":
 				targets = []int{spec.Target} // all sybils crowd one node
+			case "eclipse-exhaust":
+				// The target first, then others to hear the traffic from.
+				targets = append([]int{spec.Target}, slices.DeleteFunc(targets, func(i int) bool { return i == spec.Target })[:spec.Targets-1]...)
 			}
 			for _, target := range targets {
 				l := pending{h.ID(), nodes[target].id, g.linkLatency(rng)}
@@ -201,6 +256,46 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		}
 	}
 
+	var restarts sync.WaitGroup
+	for _, spec := range sc.Adversaries {
+		if spec.Type != "eclipse-exhaust" {
+			continue
+		}
+		t := spec.Target
+		restarts.Add(2)
+		go func() { // the target's honest peers, every second
+			defer restarts.Done()
+			honestIDs := map[peer.ID]bool{}
+			for _, h := range hosts {
+				honestIDs[h.ID()] = true
+			}
+			end := start.Add(sc.Warmup.Duration + time.Duration(sc.Traffic.Messages)*sc.Traffic.Interval.Duration + sc.Drain.Duration)
+			for time.Sleep(sc.Warmup.Duration); time.Now().Before(end); time.Sleep(time.Second) {
+				count := 0
+				for _, p := range hosts[t].Network().Peers() {
+					if honestIDs[p] {
+						count++
+					}
+				}
+				rec.honestPeers(t, count)
+			}
+		}()
+		go func() {
+			defer restarts.Done()
+			if spec.Restart.Duration == 0 {
+				return
+			}
+			select {
+			case <-time.After(spec.begins(sc.Warmup.Duration) + spec.Restart.Duration):
+			case <-ctx.Done():
+				return
+			}
+			if err := restart(nodes, &nodesMu, t, startNode); err != nil {
+				attackErrs <- fmt.Errorf("restarting node %d: %w", t, err)
+			}
+		}()
+	}
+
 	waitPublishers := startPublishers(sc, start, rec, func(p int, msg uint64) error {
 		payload := make([]byte, sc.Traffic.Size)
 		binary.BigEndian.PutUint64(payload, msg)
@@ -230,6 +325,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	}
 	pubErr := waitPublishers()
 	<-disrupted
+	restarts.Wait()
 	if pubErr != nil {
 		return Report{}, pubErr
 	}
@@ -350,3 +446,37 @@ func (t *traffic) OnClosedOutboundStream(peer.ID)                       {}
 func (t *traffic) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
 
 var _ pubsub.RawTracer = (*traffic)(nil)
+
+// exhaustTargets are the honest nodes an eclipse-exhaust adversary aims
+// at: they get a data directory and bootstrap peers, as deployed nodes
+// have, so that their anchors and protected slots are in play.
+func exhaustTargets(sc Scenario) map[int]bool {
+	out := map[int]bool{}
+	for _, a := range sc.Adversaries {
+		if a.Type == "eclipse-exhaust" {
+			out[a.Target] = true
+		}
+	}
+	return out
+}
+
+// restart stops honest node i, drops its connections as a process exit
+// does, and starts it again from its data directory on the same host.
+func restart(nodes []*honest, mu *sync.Mutex, i int, start func(int, *traffic, string) (*honest, error)) error {
+	mu.Lock()
+	defer mu.Unlock()
+	old := nodes[i]
+	if err := old.n.Close(); err != nil {
+		return err
+	}
+	h := old.n.Host()
+	for _, p := range h.Network().Peers() {
+		_ = h.Network().ClosePeer(p)
+	}
+	fresh, err := start(i, old.traffic, old.dataDir)
+	if err != nil {
+		return err
+	}
+	nodes[i] = fresh
+	return nil
+}

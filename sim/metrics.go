@@ -59,6 +59,11 @@ type TargetReport struct {
 	// PublishedRatio is the delivery ratio of the target's own messages
 	// (zero if it does not publish).
 	PublishedRatio float64 `json:"published_delivery_ratio"`
+	// HonestPeersMin and HonestPeersEnd, for eclipse-exhaust, are the
+	// fewest honest peers the target was connected to at any sampled
+	// second after warmup (restarts included), and at the end.
+	HonestPeersMin int `json:"honest_peers_min,omitempty"`
+	HonestPeersEnd int `json:"honest_peers_end,omitempty"`
 }
 
 // Percentiles of a distribution, in milliseconds.
@@ -114,6 +119,7 @@ type recorder struct {
 	attackers   map[peer.ID]*attacker
 	attackAt    time.Time
 	scores      map[string]map[int]*ScorePoint // adversary type → second
+	peers       map[int][]int                  // target → honest peers per sampled second
 }
 
 type published struct {
@@ -129,7 +135,7 @@ type attacker struct {
 
 func newRecorder(sc Scenario, start time.Time) *recorder {
 	return &recorder{sc: sc, start: start, published: map[uint64]published{}, delivered: map[uint64]map[int]time.Time{},
-		attackers: map[peer.ID]*attacker{}, scores: map[string]map[int]*ScorePoint{}}
+		attackers: map[peer.ID]*attacker{}, scores: map[string]map[int]*ScorePoint{}, peers: map[int][]int{}}
 }
 
 func (r *recorder) publish(msg uint64, from int, at time.Time) {
@@ -318,7 +324,7 @@ func (r *recorder) report(nodes []*honest, virtual time.Duration) Report {
 	}
 	slices.SortFunc(rep.AttackerScores, func(a, b ScoreSeries) int { return strings.Compare(a.Type, b.Type) })
 	for _, a := range r.sc.Adversaries {
-		if (a.Type == "eclipse" || a.Type == "censor") && !slices.ContainsFunc(rep.Targets, func(t TargetReport) bool { return t.Node == a.Target }) {
+		if (a.Type == "eclipse" || a.Type == "censor" || a.Type == "eclipse-exhaust") && !slices.ContainsFunc(rep.Targets, func(t TargetReport) bool { return t.Node == a.Target }) {
 			rep.Targets = append(rep.Targets, r.target(a.Target))
 		}
 	}
@@ -348,7 +354,17 @@ func (r *recorder) target(node int) TargetReport {
 		t.PublishedRatio = float64(ownGot) / float64(ownWant)
 	}
 	t.ReceivedMS = percentiles(lat)
+	if ps := r.peers[node]; len(ps) > 0 {
+		t.HonestPeersMin, t.HonestPeersEnd = slices.Min(ps), ps[len(ps)-1]
+	}
 	return t
+}
+
+// honestPeers records how many honest peers node is connected to now.
+func (r *recorder) honestPeers(node, count int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.peers[node] = append(r.peers[node], count)
 }
 
 func (r *recorder) earliestPublish() time.Time {

@@ -44,6 +44,12 @@ type NodeSettings struct {
 	// grace.
 	MaxMessageAge Duration `yaml:"max_message_age"`
 	MaxClockSkew  Duration `yaml:"max_clock_skew"`
+	// ConnLow and ConnHigh, when ConnHigh is set, give every honest node
+	// a libp2p connection manager with these watermarks (and its default
+	// one-minute grace for new connections): above ConnHigh it trims back
+	// to ConnLow. Unset, simulated nodes keep every connection.
+	ConnLow  int `yaml:"conn_low"`
+	ConnHigh int `yaml:"conn_high"`
 }
 
 // apply sets the settings on a node configuration.
@@ -53,6 +59,9 @@ func (s NodeSettings) apply(cfg *node.Config) {
 	}
 	if s.MaxClockSkew.Duration > 0 {
 		cfg.MaxClockSkew = s.MaxClockSkew.Duration
+	}
+	if s.ConnHigh > 0 {
+		cfg.ConnLow, cfg.ConnHigh = s.ConnLow, s.ConnHigh
 	}
 }
 
@@ -157,13 +166,17 @@ type AdversarySpec struct {
 	// the freshness window; shorter replays are dropped as duplicates,
 	// unscored.
 	Delay Duration `yaml:"delay"`
+	// Restart, for eclipse-exhaust, is when after Start the Target node
+	// restarts (from its data directory, dialling its anchors and
+	// bootstrap peers first); 0: never.
+	Restart Duration `yaml:"restart"`
 }
 
 // coldBoot reports whether the attackers are there from the first
 // instant: linked before the honest nodes link to one another, and
 // attacking from time 0 instead of after warmup, before honest nodes have
 // any history to score them by.
-func (a AdversarySpec) coldBoot() bool { return a.Type == "cold-boot" }
+func (a AdversarySpec) coldBoot() bool { return a.Type == "cold-boot" || a.Type == "eclipse-exhaust" }
 
 // begins is when, from the start of the run, the attack begins.
 func (a AdversarySpec) begins(warmup time.Duration) time.Duration {
@@ -293,6 +306,9 @@ func (sc Scenario) Validate() error {
 	if n := sc.Node; n.MaxMessageAge.Duration < 0 || n.MaxMessageAge.Duration > 24*time.Hour || n.MaxClockSkew.Duration < 0 || n.MaxClockSkew.Duration > time.Hour {
 		return bad("node: max_message_age 0..24h, max_clock_skew 0..1h")
 	}
+	if n := sc.Node; (n.ConnHigh != 0 || n.ConnLow != 0) && (n.ConnLow < 1 || n.ConnHigh < n.ConnLow || n.ConnHigh > 10000) {
+		return bad("node: conn_low and conn_high: 1 <= conn_low <= conn_high <= 10000, or neither")
+	}
 	for i, p := range sc.Partitions {
 		if p.Fraction <= 0 || p.Fraction >= 1 || p.At.Duration < 0 || p.Heal.Duration <= p.At.Duration {
 			return bad("partitions[%d]: fraction in (0, 1), 0 <= at < heal", i)
@@ -311,8 +327,11 @@ func (sc Scenario) Validate() error {
 		if a.WorkBits > 24 {
 			return bad("adversaries[%d].work_bits: %d above 24", i, a.WorkBits)
 		}
-		if a.Target < 0 || a.Target >= sc.Nodes || a.Start.Duration < 0 || a.Strike.Duration < 0 || a.Delay.Duration < 0 {
-			return bad("adversaries[%d]: target 0..nodes-1, start, strike and delay not negative", i)
+		if a.Target < 0 || a.Target >= sc.Nodes || a.Start.Duration < 0 || a.Strike.Duration < 0 || a.Delay.Duration < 0 || a.Restart.Duration < 0 {
+			return bad("adversaries[%d]: target 0..nodes-1, start, strike, delay and restart not negative", i)
+		}
+		if a.Type == "eclipse-exhaust" && (sc.Node.ConnHigh == 0 || a.Count <= sc.Node.ConnHigh || a.Target < sc.Traffic.Publishers || a.Targets < 2) {
+			return bad("adversaries[%d]: eclipse-exhaust needs node.conn_high, more sybils than it, a target that does not publish, and targets ≥ 2", i)
 		}
 	}
 	return nil

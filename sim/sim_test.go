@@ -164,3 +164,40 @@ adversaries:
 		t.Errorf("%d of %d spammers banned by all their neighbours, want 4 of 4", rep.AttackersBanned, rep.Attackers)
 	}
 }
+
+// TestEclipseExhaustKeepsHonestPeers: sybils linked to one node before any
+// honest link, relaying honestly and redialling whenever dropped, hold
+// more connections to it than its high watermark, past the connection
+// manager's one-minute grace; at 80 s they go silent, at 100 s the node
+// restarts.
+// It must keep at least 4 honest peers at every sampled second and receive
+// every honest message at a latency close to the others'.
+func TestEclipseExhaustKeepsHonestPeers(t *testing.T) {
+	rep := runScenario(t, `
+name: ci-eclipse-exhaust
+seed: 31
+nodes: 24
+topology: {kind: random, degree: 6}
+link: {latency_ms: 25, jitter_pct: 10}
+traffic: {topic: sim, publishers: 4, messages: 120, interval: 1s, size: 256}
+warmup: 10s
+drain: 5s
+node: {conn_low: 4, conn_high: 8}
+adversaries:
+  - {type: eclipse-exhaust, count: 48, targets: 6, target: 10, strike: 80s, restart: 100s}
+`)
+	if len(rep.Targets) != 1 {
+		t.Fatalf("targets: %+v", rep.Targets)
+	}
+	tr := rep.Targets[0]
+	t.Logf("target: %+v; all: delivery %.4f, p99 %.1f ms", tr, rep.HonestDeliveryRatio, rep.LatencyMS.P99)
+	if tr.HonestPeersMin < 4 {
+		t.Errorf("target fell to %d honest peers, want at least 4", tr.HonestPeersMin)
+	}
+	if tr.ReceivedRatio < 0.999 {
+		t.Errorf("target received %.4f of the honest messages, want at least 0.999", tr.ReceivedRatio)
+	}
+	if tr.ReceivedMS.P99 > 1.5*rep.LatencyMS.P99 {
+		t.Errorf("target's p99 %.1f ms is over 1.5× the mesh's %.1f ms", tr.ReceivedMS.P99, rep.LatencyMS.P99)
+	}
+}

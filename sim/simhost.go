@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -106,11 +107,21 @@ const sendBuffer = 4 << 20
 // streams to reset, so every stream it missed is one this check sees.
 type simHost struct {
 	host.Host
-	ctx   context.Context // the run: queued writes are dropped when it ends
+	cm    connmgr.ConnManager // nil: mocknet's, which keeps every connection
+	ctx   context.Context     // the run: queued writes are dropped when it ends
 	w     *wires
 	loss  float64
 	seed  uint64
 	count atomic.Uint64 // streams wrapped, to seed each one's losses
+}
+
+// ConnManager is the scenario's connection manager (NodeSettings.ConnHigh),
+// which mocknet's hosts cannot be given.
+func (h *simHost) ConnManager() connmgr.ConnManager {
+	if h.cm != nil {
+		return h.cm
+	}
+	return h.Host.ConnManager()
 }
 
 func (h *simHost) NewStream(ctx context.Context, p peer.ID, pids ...protocol.ID) (network.Stream, error) {
