@@ -131,15 +131,7 @@ func (s *BoltStore) PutMeta(name, key string, value []byte) error {
 	if err := checkMeta(name, key, value); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		root, err := tx.CreateBucketIfNotExists(boltRootBucket)
-		if err != nil {
-			return err
-		}
-		b, err := root.CreateBucketIfNotExists([]byte(name))
-		if err != nil {
-			return err
-		}
+	err := s.update(name, func(b *bolt.Bucket) error {
 		mb, err := b.CreateBucketIfNotExists(boltMetaBucket)
 		if err != nil {
 			return err

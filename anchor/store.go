@@ -237,15 +237,9 @@ func (s *BoltStore) Path() string { return s.path }
 // Names returns the names of the logs in the store, sorted.
 func (s *BoltStore) Names() ([]string, error) {
 	var names []string
-	err := s.db.View(func(tx *bolt.Tx) error {
-		root := tx.Bucket(boltRootBucket)
-		if root == nil {
-			return nil
-		}
-		return root.ForEach(func(k, _ []byte) error {
-			names = append(names, string(k))
-			return nil
-		})
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		names, err = logNames(tx)
+		return err
 	})
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return nil, ErrStoreClosed
@@ -397,12 +391,10 @@ func (s *BoltStore) Nodes(name string, ids []compact.NodeID) ([][]byte, error) {
 	return out, nil
 }
 
-// Commit implements Store: one fsynced bbolt transaction per batch.
-func (s *BoltStore) Commit(name string, batch Batch) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+// update runs fn on the named log's bucket, created if need be, in one
+// fsynced bbolt transaction.
+func (s *BoltStore) update(name string, fn func(b *bolt.Bucket) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(boltRootBucket)
 		if err != nil {
 			return err
@@ -411,6 +403,30 @@ func (s *BoltStore) Commit(name string, batch Batch) error {
 		if err != nil {
 			return err
 		}
+		return fn(b)
+	})
+}
+
+// logNames lists the logs of a store, sorted (bbolt's key order).
+func logNames(tx *bolt.Tx) ([]string, error) {
+	var names []string
+	root := tx.Bucket(boltRootBucket)
+	if root == nil {
+		return nil, nil
+	}
+	err := root.ForEach(func(k, _ []byte) error {
+		names = append(names, string(k))
+		return nil
+	})
+	return names, err
+}
+
+// Commit implements Store: one fsynced bbolt transaction per batch.
+func (s *BoltStore) Commit(name string, batch Batch) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	err := s.update(name, func(b *bolt.Bucket) error {
 		size, err := boltSize(b)
 		if err != nil {
 			return err
@@ -507,15 +523,9 @@ func SalvageBoltStore(path string, leaf func(SalvagedLeaf) error) (logs []Salvag
 	}
 	defer db.Close()
 	var names []string
-	err = salvageView(db, func(tx *bolt.Tx) error {
-		root := tx.Bucket(boltRootBucket)
-		if root == nil {
-			return nil
-		}
-		return root.ForEach(func(k, _ []byte) error {
-			names = append(names, string(k))
-			return nil
-		})
+	err = salvageView(db, func(tx *bolt.Tx) (err error) {
+		names, err = logNames(tx)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: listing logs: %v", ErrCorrupt, path, err)

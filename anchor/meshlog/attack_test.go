@@ -40,26 +40,18 @@ func newKey(t *testing.T) *identity.PrivateKey {
 	return k
 }
 
-// startPoisonedLog starts a node whose log of topic already holds leaves
-// (a log operator that appended what it liked) and signs a checkpoint of
-// it, before anyone connects.
-func startPoisonedLog(t *testing.T, topic string, leaves [][]byte, cfg node.Config) logNode {
-	t.Helper()
-	store := anchor.NewMemoryStore()
-	l, err := anchor.OpenLog(store, "topic/"+topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Append(leaves); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
+// logConfig is meshlog's default for topic, with checkpoints only when a
+// test asks for them.
+func logConfig(topic string) meshlog.Config {
 	lc := meshlog.DefaultConfig()
 	lc.Topics = []string{topic}
-	lc.Store = store
 	lc.CheckpointInterval = time.Hour
+	return lc
+}
+
+// startLog starts a node with cfg running a log extension with lc.
+func startLog(t *testing.T, lc meshlog.Config, cfg node.Config) logNode {
+	t.Helper()
 	ml, err := meshlog.New(lc)
 	if err != nil {
 		t.Fatal(err)
@@ -72,33 +64,52 @@ func startPoisonedLog(t *testing.T, topic string, leaves [][]byte, cfg node.Conf
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	// Publishing it may fail (an uncertified node refuses its own
-	// envelopes); the signed checkpoint is kept and served all the same.
-	if signed, err := ml.Checkpoint(context.Background(), topic); signed == nil {
-		t.Fatal(err)
-	}
 	return logNode{n, ml}
 }
 
-// startLogVictim starts a node logging topic that dials bootstrap.
+// storeWith returns a store whose log of topic holds leaves.
+func storeWith(t *testing.T, store anchor.Store, topic string, leaves [][]byte) anchor.Store {
+	t.Helper()
+	l, err := anchor.OpenLog(store, "topic/"+topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leaf := range leaves { // one at a time: AppendOne takes the largest leaves
+		if _, err := l.AppendOne(leaf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// startPoisonedLog starts a node whose log of topic already holds leaves
+// (a log operator that appended what it liked) and signs a checkpoint of
+// it, before anyone connects.
+func startPoisonedLog(t *testing.T, topic string, leaves [][]byte, cfg node.Config) logNode {
+	t.Helper()
+	lc := logConfig(topic)
+	lc.Store = storeWith(t, anchor.NewMemoryStore(), topic, leaves)
+	ln := startLog(t, lc, cfg)
+	// Publishing it may fail (an uncertified node refuses its own
+	// envelopes); the signed checkpoint is kept and served all the same.
+	if signed, err := ln.log.Checkpoint(context.Background(), topic); signed == nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// startLogVictim starts a node logging topic, handing what history sync
+// recovers to recovered.
 func startLogVictim(t *testing.T, topic string, cfg node.Config, recovered func(*gossip.Envelope)) logNode {
 	t.Helper()
-	lc := meshlog.DefaultConfig()
-	lc.Topics = []string{topic}
-	lc.CheckpointInterval = time.Hour
+	lc := logConfig(topic)
 	if recovered != nil {
 		lc.Recovered = func(_ string, env *gossip.Envelope) { recovered(env) }
 	}
-	ml, err := meshlog.New(lc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.New(cfg, node.WithExtension(ml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return logNode{n, ml}
+	return startLog(t, lc, cfg)
 }
 
 func logSize(ml *meshlog.MeshLog) uint64 { return ml.Logs()[0].Size }
@@ -145,9 +156,6 @@ func TestHistorySyncAdmitsOnlyWhatLiveWould(t *testing.T) {
 
 	got := make(chan string, len(leaves))
 	victim := startLogVictim(t, topic, node.LocalConfig(), func(env *gossip.Envelope) { got <- string(env.Payload) })
-	if err := victim.n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	if err := victim.n.Ban(antispam.DeviceSubject(banned.DeviceID()), time.Hour, "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -223,26 +231,13 @@ func TestJunkCheckpointFloodCannotTurnWitnessAgainstItself(t *testing.T) {
 	defer cancel()
 
 	honestLog := startLogNodes(t, 1, honestTopic)[0]
-	lc := meshlog.DefaultConfig()
-	lc.Topics = []string{"site/a"}
-	lc.CheckpointInterval = time.Hour
+	lc := logConfig("site/a")
 	lc.WitnessOrigins = []string{honestLog.log.Logs()[0].Origin}
-	wl, err := meshlog.New(lc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := node.LocalConfig()
 	for _, a := range honestLog.n.Addrs() {
 		cfg.BootstrapPeers = append(cfg.BootstrapPeers, a.String())
 	}
-	witness, err := node.New(cfg, node.WithExtension(wl))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := witness.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { witness.Close() })
+	witness := startLog(t, lc, cfg).n
 	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if len(honestLog.n.TopicPeers(meshlog.Topic)) == 0 || len(witness.TopicPeers(meshlog.Topic)) == 0 {
 			return fmt.Errorf("witness and log not on %s yet", meshlog.Topic)
@@ -344,9 +339,6 @@ func TestUncertifiedLogGetsNothingIn(t *testing.T) {
 	}
 	evil := startPoisonedLog(t, topic, leaves, certifiedConfig(t, op, intruder, false))
 	victim := startLogVictim(t, topic, certifiedConfig(t, op, newKey(t), true), nil)
-	if err := victim.n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	connect(t, victim.n, evil.n)
 	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if victim.n.Host().Network().Connectedness(evil.n.PeerID()) == network.Connected {
@@ -367,22 +359,10 @@ func TestLoggedTopicQuota(t *testing.T) {
 	const topic, count, size = "sensors/bulk", 200, 60 << 10
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	lc := meshlog.DefaultConfig()
-	lc.Topics = []string{topic}
-	lc.CheckpointInterval = time.Hour
+	lc := logConfig(topic)
 	lc.TopicQuota = meshlog.Quota{Bytes: 1 << 20, ByteBurst: 2 << 20}
-	ml, err := meshlog.New(lc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim, err := node.New(node.LocalConfig(), node.WithExtension(ml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := victim.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { victim.Close() })
+	ln := startLog(t, lc, node.LocalConfig())
+	victim, ml := ln.n, ln.log
 
 	net := victim.NetworkName()
 	payload := string(make([]byte, size))
@@ -426,22 +406,11 @@ func TestFullLogRefusesWithClearError(t *testing.T) {
 	const topic = "sensors/small-disk"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	lc := meshlog.DefaultConfig()
-	lc.Topics = []string{topic}
-	lc.CheckpointInterval = time.Hour
+	lc := logConfig(topic)
 	lc.MaxLogBytes = 4 << 10
-	ml, err := meshlog.New(lc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.New(node.LocalConfig(), node.WithExtension(ml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	ln := startLog(t, lc, node.LocalConfig())
+	n, ml := ln.n, ln.log
+	var err error
 	payload := make([]byte, 1000)
 	var published uint64
 	for ; published < 10; published++ {

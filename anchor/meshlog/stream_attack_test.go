@@ -25,7 +25,7 @@ import (
 const maxHeapGrowth = 64 << 20
 
 // bigLogServer starts a node whose log of topic holds count leaves of
-// about 1 MiB (the largest a log takes) in a bbolt store.
+// 1 MiB (the largest a log takes) in a bbolt store.
 func bigLogServer(t *testing.T, topic string, count int) (logNode, string) {
 	t.Helper()
 	store, err := anchor.OpenBoltStore(t.TempDir() + "/anchor.db")
@@ -33,35 +33,14 @@ func bigLogServer(t *testing.T, topic string, count int) (logNode, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	l, err := anchor.OpenLog(store, "topic/"+topic)
-	if err != nil {
-		t.Fatal(err)
+	leaves := make([][]byte, count)
+	for i := range leaves {
+		leaves[i] = bytes.Repeat([]byte{byte(i)}, anchor.MaxLeafSize)
 	}
-	for i := range count {
-		if _, err := l.AppendOne(bytes.Repeat([]byte{byte(i)}, anchor.MaxLeafSize)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	lc := meshlog.DefaultConfig()
-	lc.Topics = []string{topic}
-	lc.Store = store
-	lc.CheckpointInterval = time.Hour
-	ml, err := meshlog.New(lc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.New(node.LocalConfig(), node.WithExtension(ml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return logNode{n, ml}, meshlog.Origin(n.NetworkName(), n.DeviceID(), topic)
+	lc := logConfig(topic)
+	lc.Store = storeWith(t, store, topic, leaves)
+	ln := startLog(t, lc, node.LocalConfig())
+	return ln, meshlog.Origin(ln.n.NetworkName(), ln.n.DeviceID(), topic)
 }
 
 // rawPeer is a libp2p host with no bitmesh code, connected to target.
