@@ -199,34 +199,10 @@ func NewMemoryStore() *MemoryStore {
 }
 
 // Put implements BanStore.
-func (m *MemoryStore) Put(b Ban) error {
-	k, v, err := encodeBan(b)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrStoreClosed
-	}
-	m.records[string(k)] = v
-	return nil
-}
+func (m *MemoryStore) Put(b Ban) error { return m.Apply([]Ban{b}, nil) }
 
 // Delete implements BanStore.
-func (m *MemoryStore) Delete(s Subject) error {
-	k, err := encodeBanKey(s)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrStoreClosed
-	}
-	delete(m.records, string(k))
-	return nil
-}
+func (m *MemoryStore) Delete(s Subject) error { return m.Apply(nil, []Subject{s}) }
 
 // Apply implements BatchBanStore.
 func (m *MemoryStore) Apply(puts []Ban, dels []Subject) error {

@@ -46,14 +46,8 @@ func startLogNodes(t *testing.T, count int, topic string) []logNode {
 	t.Helper()
 	var out []logNode
 	for i := range count {
-		lc := meshlog.DefaultConfig()
-		lc.Topics = []string{topic}
-		lc.CheckpointInterval = time.Hour // the tests ask for checkpoints
+		lc := logConfig(topic) // the tests ask for checkpoints
 		lc.CheckpointEvery = 1 << 20
-		ml, err := meshlog.New(lc)
-		if err != nil {
-			t.Fatal(err)
-		}
 		cfg := node.LocalConfig()
 		if i == 0 {
 			cfg.Key = keyForFirst
@@ -63,15 +57,7 @@ func startLogNodes(t *testing.T, count int, topic string) []logNode {
 				cfg.BootstrapPeers = append(cfg.BootstrapPeers, a.String())
 			}
 		}
-		n, err := node.New(cfg, node.WithExtension(ml))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.Close() })
-		out = append(out, logNode{n, ml})
+		out = append(out, startLog(t, lc, cfg))
 	}
 	for _, ln := range out {
 		for _, tp := range []string{topic, meshlog.Topic} {
