@@ -30,18 +30,17 @@
 //
 // The caller's duties, which package node carries out:
 //
-//  1. Pass the time in. Validate, MarkVerified and PubSubValidator's clock
-//     take it from you (time.Now in a node, a virtual clock in a
+//  1. Pass the time in. Validate and MarkVerified take it from you (time.Now in a node, a virtual clock in a
 //     simulation); this package never calls time.Now.
 //  2. Give GossipSub PubSubMessageID as its message ID function
 //     (pubsub.WithMessageIdFn) and run it with the StrictNoSign policy
 //     (pubsub.WithNoAuthor): the envelope already authenticates the message,
 //     and the ID includes the signature so a forged copy cannot shadow the
 //     genuine one in GossipSub's seen cache.
-//  3. Register v.PubSubValidator(topic, clock, observe) for every topic you
-//     join (pubsub.RegisterTopicValidator). On Accept it stores the decoded
-//     *Envelope in the message's ValidatorData, so subscribers never decode
-//     twice.
+//  3. Register a validator for every topic you join
+//     (pubsub.RegisterTopicValidator) that calls Validate and returns
+//     Verdict.PubSub; on Accept, store the decoded *Envelope in the
+//     message's ValidatorData, so subscribers never decode twice.
 //  4. Call MarkVerified for every envelope you Seal yourself, before you
 //     publish it, so your own validator does not check your own signature.
 //  5. Keep GossipSub's seen-messages TTL at least v.Config().Window()

@@ -1,9 +1,6 @@
 package gossip
 
 import (
-	"context"
-	"time"
-
 	"github.com/bitmesh/bitmesh/identity"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -39,24 +36,17 @@ func IDFromPubSubMessageID(s string) ID {
 // anti-spam ledger and metrics hang here.
 type Observer func(from peer.ID, topic string, r Result)
 
-// PubSubValidator adapts v to GossipSub for one mesh topic. clock supplies
-// the time (time.Now in a node, a virtual clock in a simulation). On Accept
-// the decoded *Envelope is stored in the message's ValidatorData, so
-// subscribers never decode twice. observe may be nil.
-func (v *Validator) PubSubValidator(topic string, clock func() time.Time, observe Observer) pubsub.ValidatorEx {
-	return func(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-		r := v.Validate(clock(), topic, m.GetData())
-		if observe != nil {
-			observe(from, topic, r)
-		}
-		switch r.Verdict {
-		case Accept:
-			m.ValidatorData = r.Envelope
-			return pubsub.ValidationAccept
-		case Ignore:
-			return pubsub.ValidationIgnore
-		default:
-			return pubsub.ValidationReject
-		}
+// PubSub is the verdict as GossipSub's validation result. A node's topic
+// validator (node.Node.admit) returns it; on Accept it also stores the
+// decoded *Envelope in the message's ValidatorData, so subscribers never
+// decode twice.
+func (v Verdict) PubSub() pubsub.ValidationResult {
+	switch v {
+	case Accept:
+		return pubsub.ValidationAccept
+	case Ignore:
+		return pubsub.ValidationIgnore
+	default:
+		return pubsub.ValidationReject
 	}
 }

@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/bitmesh/bitmesh/identity"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
-	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 var allSentinels = []error{
@@ -739,7 +737,7 @@ func TestVerdictString(t *testing.T) {
 	}
 }
 
-func TestPubSubValidator(t *testing.T) {
+func TestVerdictPubSubAndMessageID(t *testing.T) {
 	key := testKey(t, 1)
 	good, _ := seal(t, key, nil)
 	stale, _ := seal(t, key, func(e *Envelope) { e.Time = testNow.Add(-2*time.Minute - time.Second) })
@@ -753,29 +751,13 @@ func TestPubSubValidator(t *testing.T) {
 		{"reject", flip(good, len(good)-1), pubsub.ValidationReject},
 		{"reject garbage", []byte{1, 2, 3}, pubsub.ValidationReject},
 	}
-	from := peer.ID("forwarder")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := newTestValidator(t, nil)
-			var observed []Result
-			fn := v.PubSubValidator("sensors/temp", func() time.Time { return testNow }, func(p peer.ID, topic string, r Result) {
-				if p != from || topic != "sensors/temp" {
-					t.Errorf("observer got peer %q topic %q", p, topic)
-				}
-				observed = append(observed, r)
-			})
-			m := &pubsub.Message{Message: &pb.Message{Data: tt.raw}}
-			if got := fn(context.Background(), from, m); got != tt.want {
+			if got := v.Validate(testNow, "sensors/temp", tt.raw).Verdict.PubSub(); got != tt.want {
 				t.Errorf("result %v, want %v", got, tt.want)
 			}
-			if len(observed) != 1 {
-				t.Fatalf("observer called %d times", len(observed))
-			}
-			env, ok := m.ValidatorData.(*Envelope)
-			if (tt.want == pubsub.ValidationAccept) != (ok && env == observed[0].Envelope && env != nil) {
-				t.Errorf("ValidatorData = %v, want the decoded envelope only on accept", m.ValidatorData)
-			}
-			msgID := PubSubMessageID(m.Message)
+			msgID := PubSubMessageID(&pb.Message{Data: tt.raw})
 			if id := MessageID(tt.raw); IDFromPubSubMessageID(msgID) != id {
 				t.Errorf("PubSubMessageID = %x, want it to start with the envelope ID %s", msgID, id)
 			}
@@ -783,12 +765,6 @@ func TestPubSubValidator(t *testing.T) {
 				t.Errorf("PubSubMessageID = %x, want the signature after the envelope ID", msgID)
 			}
 		})
-	}
-	// A nil observer is allowed.
-	v := newTestValidator(t, nil)
-	m := &pubsub.Message{Message: &pb.Message{Data: good}}
-	if got := v.PubSubValidator("sensors/temp", func() time.Time { return testNow }, nil)(context.Background(), from, m); got != pubsub.ValidationAccept {
-		t.Errorf("nil observer: %v", got)
 	}
 }
 

@@ -33,7 +33,7 @@ func (n *Node) topicValidator(topic string) pubsub.ValidatorEx {
 		if r.Verdict == gossip.Accept {
 			m.ValidatorData = r.Envelope
 		}
-		return pubsubResult(r.Verdict)
+		return r.Verdict.PubSub()
 	}
 }
 
@@ -183,16 +183,5 @@ func (n *Node) standing(d identity.DeviceID) ext.Standing {
 		return ext.Certified
 	default:
 		return ext.Refused
-	}
-}
-
-func pubsubResult(v gossip.Verdict) pubsub.ValidationResult {
-	switch v {
-	case gossip.Accept:
-		return pubsub.ValidationAccept
-	case gossip.Ignore:
-		return pubsub.ValidationIgnore
-	default:
-		return pubsub.ValidationReject
 	}
 }
