@@ -18,8 +18,8 @@ const (
 	metaSize       = 64 // the meta fields, checksum last
 	metaSumLen     = 56 // FNV-64a covers the meta bytes before the checksum
 
-	boltMagic   = 0xED0CDAED
-	boltVersion = 2
+	boltMagic   uint32 = 0xED0CDAED
+	boltVersion        = 2
 
 	branchPageFlag   = 0x01
 	leafPageFlag     = 0x02
