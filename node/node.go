@@ -255,7 +255,12 @@ func (n *Node) newHost() (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	rm, err := resourceManager(n.streamProtocols())
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	lo := []libp2p.Option{
+		libp2p.ResourceManager(rm),
 		libp2p.Identity(n.key.Libp2pKey()),
 		libp2p.ListenAddrStrings(n.cfg.ListenAddrs...),
 		libp2p.UserAgent(UserAgent),

@@ -46,6 +46,8 @@ func WithHost(h host.Host) Option {
 }
 
 // WithLibp2pOptions appends options to those the node passes to libp2p.New.
+// The node sets libp2p's resource manager itself (with a scope for each of
+// its stream protocols); another one here fails New.
 func WithLibp2pOptions(opts ...libp2p.Option) Option {
 	return func(o *options) error {
 		o.libp2p = append(o.libp2p, opts...)

@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitmesh/bitmesh/node/ext"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 )
 
 func TestRankAnchors(t *testing.T) {
@@ -138,5 +141,29 @@ func TestAnchorsRedialledAfterRestart(t *testing.T) {
 	}
 	if !again.Host().ConnManager().IsProtected(publisher.PeerID(), tagProtected) {
 		t.Fatal("anchor not protected from trimming")
+	}
+}
+
+// TestStreamProtocolScopes: the node's resource manager gives each of its
+// stream protocols a scope with the protocol's limits, so libp2p itself
+// refuses streams beyond them.
+func TestStreamProtocolScopes(t *testing.T) {
+	rm, err := resourceManager(map[protocol.ID]ext.StreamLimits{"/test/1": {PerPeer: 2, Total: 8, Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Close()
+	err = rm.ViewProtocol("/test/1", func(s network.ProtocolScope) error {
+		l, ok := s.(interface{ Limit() rcmgr.Limit })
+		if !ok {
+			return fmt.Errorf("scope %T has no limit", s)
+		}
+		if got := l.Limit().GetStreamLimit(network.DirInbound); got != 8 {
+			return fmt.Errorf("inbound stream limit %d, want 8", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

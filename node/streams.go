@@ -1,14 +1,17 @@
 package node
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/bitmesh/bitmesh/node/ext"
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 )
 
 // Every stream protocol a node serves, its own and its extensions', is
@@ -89,6 +92,45 @@ func (n *Node) StreamsRefused() map[protocol.ID]uint64 {
 	out := make(map[protocol.ID]uint64, len(n.streams))
 	for id, g := range n.streams {
 		out[id] = g.refused.Load()
+	}
+	return out
+}
+
+// streamMemory is the memory a resource-manager scope of one of our
+// protocols may reserve per stream (yamux and QUIC reserve their receive
+// windows against it).
+const streamMemory = 1 << 20
+
+// resourceManager is libp2p's default resource manager (its own
+// services' limits, scaled to the machine) with a protocol scope and a
+// per-peer protocol scope for each of the node's stream protocols, sized
+// from their StreamLimits: a protocol's streams, however many peers open
+// them, never take more than its share.
+func resourceManager(protos map[protocol.ID]ext.StreamLimits) (network.ResourceManager, error) {
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	for id, lim := range protos {
+		limits.AddProtocolLimit(id,
+			rcmgr.BaseLimit{StreamsInbound: lim.Total, StreamsOutbound: lim.Total, Streams: 2 * lim.Total, Memory: int64(2*lim.Total) * streamMemory},
+			rcmgr.BaseLimitIncrease{})
+		limits.AddProtocolPeerLimit(id,
+			rcmgr.BaseLimit{StreamsInbound: lim.PerPeer, StreamsOutbound: lim.PerPeer, Streams: 2 * lim.PerPeer, Memory: int64(2*lim.PerPeer) * streamMemory},
+			rcmgr.BaseLimitIncrease{})
+	}
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+}
+
+// streamProtocols are the stream protocols this node will serve, with
+// their limits: its own and those its extensions declare (ext.Streams).
+func (n *Node) streamProtocols() map[protocol.ID]ext.StreamLimits {
+	out := map[protocol.ID]ext.StreamLimits{}
+	if n.adm != nil {
+		out[AdmissionProtocol] = n.admissionStreams()
+	}
+	for _, e := range n.opts.extensions {
+		if s, ok := e.(ext.Streams); ok {
+			maps.Copy(out, s.Streams())
+		}
 	}
 	return out
 }

@@ -48,6 +48,13 @@ const (
 // read), so eight at once hold at most 16 MiB, however large the log.
 var logStreams = ext.StreamLimits{PerPeer: 2, Total: 8, Timeout: streamTimeout}
 
+var _ ext.Streams = (*MeshLog)(nil)
+
+// Streams implements ext.Streams.
+func (m *MeshLog) Streams() map[protocol.ID]ext.StreamLimits {
+	return map[protocol.ID]ext.StreamLimits{ProtocolID: logStreams}
+}
+
 // Request asks a log's device about its log: which of the Req kinds, the
 // log's origin and two numbers whose meaning depends on the kind.
 type Request struct {

@@ -91,6 +91,14 @@ type Host interface {
 	HandleStream(id protocol.ID, lim StreamLimits, handler network.StreamHandler) error
 }
 
+// Streams is implemented by an extension that serves stream protocols: it
+// declares them with their limits before the node's host exists, so that
+// the node gives each its own libp2p resource-manager scope (the bounds
+// HandleStream then applies in the handler too).
+type Streams interface {
+	Streams() map[protocol.ID]StreamLimits
+}
+
 // Standing is what a node thinks of a device.
 type Standing int
 
