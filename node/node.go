@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/multiformats/go-multiaddr"
 )
@@ -60,8 +61,8 @@ type Node struct {
 	hooksMu sync.RWMutex // guards hooks; taken on every validation
 	hooks   map[string]ext.TopicHook
 
-	streamsMu sync.Mutex // guards streams
-	streams   map[protocol.ID]*streamGate
+	streamsMu      sync.Mutex // guards streamRefusals
+	streamRefusals map[protocol.ID]*atomic.Uint64
 
 	refusedMu sync.Mutex          // guards refused
 	refused   map[gossip.ID]error // why own envelopes were refused; see Publish
@@ -116,21 +117,21 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	}
 	bootstrap, _ := parseBootstrap(cfg.BootstrapPeers) // checked by Validate
 	n := &Node{
-		cfg:       cfg,
-		opts:      o,
-		key:       key,
-		network:   gossip.NetworkFromName(cfg.Network),
-		log:       cfg.Logger,
-		clock:     cfg.Clock,
-		validator: v,
-		bootstrap: bootstrap,
-		self:      self,
-		def:       def,
-		adm:       adm,
-		topics:    make(map[string]*pubsub.Topic),
-		hooks:     make(map[string]ext.TopicHook),
-		streams:   make(map[protocol.ID]*streamGate),
-		refused:   make(map[gossip.ID]error),
+		cfg:            cfg,
+		opts:           o,
+		key:            key,
+		network:        gossip.NetworkFromName(cfg.Network),
+		log:            cfg.Logger,
+		clock:          cfg.Clock,
+		validator:      v,
+		bootstrap:      bootstrap,
+		self:           self,
+		def:            def,
+		adm:            adm,
+		topics:         make(map[string]*pubsub.Topic),
+		hooks:          make(map[string]ext.TopicHook),
+		streamRefusals: make(map[protocol.ID]*atomic.Uint64),
+		refused:        make(map[gossip.ID]error),
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -255,7 +256,11 @@ func (n *Node) newHost() (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	rm, err := resourceManager(n.streamProtocols())
+	protos := n.streamProtocols()
+	for id := range protos {
+		n.refusals(id) // counted from the first stream on
+	}
+	rm, err := resourceManager(protos, rcmgr.WithMetrics(refusalReporter{n}))
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

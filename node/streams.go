@@ -29,13 +29,12 @@ func (n *Node) admissionStreams() ext.StreamLimits {
 
 // streamGate counts the running streams of one protocol.
 type streamGate struct {
-	lim ext.StreamLimits // set at creation, never modified
+	lim     ext.StreamLimits // set at creation, never modified
+	refused *atomic.Uint64   // shared with the resource manager's reporter
 
 	mu      sync.Mutex // guards total and perPeer
 	total   int
 	perPeer map[peer.ID]int
-
-	refused atomic.Uint64 // streams reset for exceeding a limit
 }
 
 func (g *streamGate) enter(p peer.ID) bool {
@@ -64,10 +63,7 @@ func (n *Node) handleStream(id protocol.ID, lim ext.StreamLimits, handler networ
 	if err := lim.Validate(); err != nil {
 		return err
 	}
-	g := &streamGate{lim: lim, perPeer: make(map[peer.ID]int)}
-	n.streamsMu.Lock()
-	n.streams[id] = g
-	n.streamsMu.Unlock()
+	g := &streamGate{lim: lim, refused: n.refusals(id), perPeer: make(map[peer.ID]int)}
 	n.host.SetStreamHandler(id, func(s network.Stream) {
 		p := s.Conn().RemotePeer()
 		if !g.enter(p) {
@@ -83,15 +79,27 @@ func (n *Node) handleStream(id protocol.ID, lim ext.StreamLimits, handler networ
 	return nil
 }
 
+// refusals returns the refusal counter of protocol id, made on first use.
+func (n *Node) refusals(id protocol.ID) *atomic.Uint64 {
+	n.streamsMu.Lock()
+	defer n.streamsMu.Unlock()
+	c, ok := n.streamRefusals[id]
+	if !ok {
+		c = new(atomic.Uint64)
+		n.streamRefusals[id] = c
+	}
+	return c
+}
+
 // StreamsRefused returns, per stream protocol the node serves, how many
-// inbound streams it reset because a peer or all peers together had too
-// many open.
+// streams it refused because a peer or all peers together had too many
+// open: in the resource manager's scopes or in the handler's gate.
 func (n *Node) StreamsRefused() map[protocol.ID]uint64 {
 	n.streamsMu.Lock()
 	defer n.streamsMu.Unlock()
-	out := make(map[protocol.ID]uint64, len(n.streams))
-	for id, g := range n.streams {
-		out[id] = g.refused.Load()
+	out := make(map[protocol.ID]uint64, len(n.streamRefusals))
+	for id, c := range n.streamRefusals {
+		out[id] = c.Load()
 	}
 	return out
 }
@@ -106,7 +114,7 @@ const streamMemory = 1 << 20
 // per-peer protocol scope for each of the node's stream protocols, sized
 // from their StreamLimits: a protocol's streams, however many peers open
 // them, never take more than its share.
-func resourceManager(protos map[protocol.ID]ext.StreamLimits) (network.ResourceManager, error) {
+func resourceManager(protos map[protocol.ID]ext.StreamLimits, opts ...rcmgr.Option) (network.ResourceManager, error) {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	for id, lim := range protos {
@@ -117,7 +125,7 @@ func resourceManager(protos map[protocol.ID]ext.StreamLimits) (network.ResourceM
 			rcmgr.BaseLimit{StreamsInbound: lim.PerPeer, StreamsOutbound: lim.PerPeer, Streams: 2 * lim.PerPeer, Memory: int64(2*lim.PerPeer) * streamMemory},
 			rcmgr.BaseLimitIncrease{})
 	}
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()), opts...)
 }
 
 // streamProtocols are the stream protocols this node will serve, with
@@ -134,3 +142,37 @@ func (n *Node) streamProtocols() map[protocol.ID]ext.StreamLimits {
 	}
 	return out
 }
+
+// refusalReporter counts the streams of the node's protocols that the
+// resource manager blocks, with the handler gate's refusals. Every other
+// event is libp2p's to count.
+type refusalReporter struct{ n *Node }
+
+var _ rcmgr.MetricsReporter = refusalReporter{}
+
+func (r refusalReporter) BlockProtocol(proto protocol.ID) { r.count(proto) }
+func (r refusalReporter) BlockProtocolPeer(proto protocol.ID, _ peer.ID) {
+	r.count(proto)
+}
+
+func (r refusalReporter) count(proto protocol.ID) {
+	r.n.streamsMu.Lock()
+	c := r.n.streamRefusals[proto]
+	r.n.streamsMu.Unlock()
+	if c != nil {
+		c.Add(1)
+	}
+}
+
+func (refusalReporter) AllowConn(network.Direction, bool)      {}
+func (refusalReporter) BlockConn(network.Direction, bool)      {}
+func (refusalReporter) AllowStream(peer.ID, network.Direction) {}
+func (refusalReporter) BlockStream(peer.ID, network.Direction) {}
+func (refusalReporter) AllowPeer(peer.ID)                      {}
+func (refusalReporter) BlockPeer(peer.ID)                      {}
+func (refusalReporter) AllowProtocol(protocol.ID)              {}
+func (refusalReporter) AllowService(string)                    {}
+func (refusalReporter) BlockService(string)                    {}
+func (refusalReporter) BlockServicePeer(string, peer.ID)       {}
+func (refusalReporter) AllowMemory(int)                        {}
+func (refusalReporter) BlockMemory(int)                        {}

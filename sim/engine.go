@@ -290,6 +290,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 			case <-ctx.Done():
 				return
 			}
+			rec.restarted(t, time.Now())
 			if err := restart(nodes, &nodesMu, t, startNode); err != nil {
 				attackErrs <- fmt.Errorf("restarting node %d: %w", t, err)
 			}

@@ -36,6 +36,11 @@ type Report struct {
 	// Redelivered counts messages an honest node's subscriber received
 	// a second time: a replay that got through. It must be 0.
 	Redelivered int `json:"redelivered"`
+	// RedeliveredAfterRestart counts messages a restarted node received
+	// again after its restart: its GossipSub seen cache starts empty, so
+	// what its neighbours still gossip about is new to it. Applications
+	// deduplicate by envelope ID across restarts.
+	RedeliveredAfterRestart int `json:"redelivered_after_restart,omitempty"`
 	// Targets reports the honest nodes that eclipse or censorship
 	// attacks aimed at.
 	Targets        []TargetReport `json:"targets,omitempty"`
@@ -112,14 +117,16 @@ type recorder struct {
 	graph *graph
 	start time.Time
 
-	mu          sync.Mutex
-	published   map[uint64]published
-	delivered   map[uint64]map[int]time.Time
-	redelivered int
-	attackers   map[peer.ID]*attacker
-	attackAt    time.Time
-	scores      map[string]map[int]*ScorePoint // adversary type → second
-	peers       map[int][]int                  // target → honest peers per sampled second
+	mu           sync.Mutex
+	published    map[uint64]published
+	delivered    map[uint64]map[int]time.Time
+	redelivered  int
+	afterRestart int               // redeliveries across a restart
+	restartedAt  map[int]time.Time // node → its last restart
+	attackers    map[peer.ID]*attacker
+	attackAt     time.Time
+	scores       map[string]map[int]*ScorePoint // adversary type → second
+	peers        map[int][]int                  // target → honest peers per sampled second
 }
 
 type published struct {
@@ -135,7 +142,7 @@ type attacker struct {
 
 func newRecorder(sc Scenario, start time.Time) *recorder {
 	return &recorder{sc: sc, start: start, published: map[uint64]published{}, delivered: map[uint64]map[int]time.Time{},
-		attackers: map[peer.ID]*attacker{}, scores: map[string]map[int]*ScorePoint{}, peers: map[int][]int{}}
+		attackers: map[peer.ID]*attacker{}, scores: map[string]map[int]*ScorePoint{}, peers: map[int][]int{}, restartedAt: map[int]time.Time{}}
 }
 
 func (r *recorder) publish(msg uint64, from int, at time.Time) {
@@ -157,8 +164,12 @@ func (r *recorder) deliver(node int, msg uint64, at time.Time) {
 		m = map[int]time.Time{}
 		r.delivered[msg] = m
 	}
-	if _, ok := m[node]; ok {
-		r.redelivered++
+	if first, ok := m[node]; ok {
+		if rs, ok := r.restartedAt[node]; ok && first.Before(rs) {
+			r.afterRestart++
+		} else {
+			r.redelivered++
+		}
 		return
 	}
 	m[node] = at
@@ -311,7 +322,7 @@ func (r *recorder) report(nodes []*honest, virtual time.Duration) Report {
 		rep.BanSeconds = append(rep.BanSeconds, last.Sub(r.attackAt).Seconds())
 	}
 	slices.Sort(rep.BanSeconds)
-	rep.Redelivered = r.redelivered
+	rep.Redelivered, rep.RedeliveredAfterRestart = r.redelivered, r.afterRestart
 	for kind, bySec := range r.scores {
 		series := ScoreSeries{Type: kind}
 		for _, pt := range bySec {
@@ -358,6 +369,13 @@ func (r *recorder) target(node int) TargetReport {
 		t.HonestPeersMin, t.HonestPeersEnd = slices.Min(ps), ps[len(ps)-1]
 	}
 	return t
+}
+
+// restarted records that node restarted at at.
+func (r *recorder) restarted(node int, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.restartedAt[node] = at
 }
 
 // honestPeers records how many honest peers node is connected to now.

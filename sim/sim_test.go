@@ -200,4 +200,7 @@ adversaries:
 	if tr.ReceivedMS.P99 > 1.5*rep.LatencyMS.P99 {
 		t.Errorf("target's p99 %.1f ms is over 1.5× the mesh's %.1f ms", tr.ReceivedMS.P99, rep.LatencyMS.P99)
 	}
+	if rep.Redelivered != 0 {
+		t.Errorf("%d messages delivered twice other than across the restart", rep.Redelivered)
+	}
 }

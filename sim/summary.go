@@ -34,6 +34,9 @@ func Summary(r Report) string {
 		}
 		row(series.Type+": lowest mean GossipSub score", "%.1f at %d s (min %.1f over %d pairs)", low.Mean, low.Second, low.Min, low.Pairs)
 	}
+	if r.RedeliveredAfterRestart > 0 {
+		row("messages a restarted node received again", "%d", r.RedeliveredAfterRestart)
+	}
 	if r.Redelivered > 0 {
 		row("messages delivered twice (replays)", "%d", r.Redelivered)
 	}
