@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/internal/storecheck/faulttest"
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -424,5 +427,44 @@ func TestFullLogRefusesWithClearError(t *testing.T) {
 	info := ml.Logs()[0]
 	if info.Size != published || info.Bytes > lc.MaxLogBytes || info.Refused["log-full"] != 1 {
 		t.Fatalf("after %d publishes: %+v", published, info)
+	}
+}
+
+// TestDamagedLeafRefusedAtStart: one byte flipped in a logged entry on
+// disk (bbolt's structure intact) makes the node refuse to start, naming
+// the leaf and the repair command, instead of starting with an entry that
+// "is not in the log" and a proof that fails.
+func TestDamagedLeafRefusedAtStart(t *testing.T) {
+	const topic = "sensors/disk"
+	dir := t.TempDir()
+	path := filepath.Join(dir, "anchor.db")
+	store, err := anchor.OpenBoltStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves := make([][]byte, 40)
+	for i := range leaves {
+		leaves[i] = fmt.Appendf(nil, "entry-%03d|", i)
+	}
+	storeWith(t, store, topic, leaves)
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	faulttest.FlipByteIn(t, path, []byte("entry-017|"))
+
+	ml, err := meshlog.New(logConfig(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := node.LocalConfig()
+	cfg.DataDir = dir
+	n, err := node.New(cfg, node.WithExtension(ml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	err = n.Start(context.Background())
+	if !errors.Is(err, anchor.ErrCorrupt) || !strings.Contains(err.Error(), "leaf 17") || !strings.Contains(err.Error(), "bitmesh repair --data "+dir) {
+		t.Fatalf("start on a damaged leaf: %v; want anchor.ErrCorrupt naming leaf 17 and the repair command", err)
 	}
 }
