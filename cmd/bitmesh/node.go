@@ -155,7 +155,7 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("control API: %w", err)
 	}
-	srv := &http.Server{Handler: control.Handler(n, token, control.WithLogs(logs)), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: control.Handler(n, token), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if err := control.WriteEndpoint(d.dir, control.Endpoint{Addr: ln.Addr().String(), Token: token}); err != nil {

@@ -21,6 +21,9 @@
 //	POST /v1/ban                   {"subject","duration","reason"}: ban a peer or device
 //	POST /v1/unban                 {"subject"}: lift a ban
 //	POST /v1/announce              {"record_b64"}: gossip a certificate or revocation
+//
+// Extensions add theirs under a prefix of their own (ext.Routes), such as
+// the logs' /v1/logs (anchor/meshlog), behind the same token.
 package control
 
 import (

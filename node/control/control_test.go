@@ -20,9 +20,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func startAPI(t *testing.T) (*node.Node, *httptest.Server, string) {
+func startAPI(t *testing.T, opts ...node.Option) (*node.Node, *httptest.Server, string) {
 	t.Helper()
-	n, err := node.New(node.LocalConfig())
+	n, err := node.New(node.LocalConfig(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

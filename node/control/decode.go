@@ -23,7 +23,8 @@ func readRequest(w http.ResponseWriter, r *http.Request, limit int64, what strin
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		err = fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, limit)
+		// An outer bound (an extension's route) may cut the body first.
+		err = fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, tooLarge.Limit)
 	case err != nil:
 		err = fmt.Errorf("%w: reading body: %v", ErrMalformedJSON, err)
 	default:

@@ -9,36 +9,50 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/bitmesh/bitmesh/anchor/meshlog"
 	"github.com/bitmesh/bitmesh/node"
 )
 
 // maxRequestBody bounds a publish request: the largest payload, base64'd,
-// plus room for the JSON around it.
+// plus room for the JSON around it. It also cuts every request body of an
+// extension's endpoints, whatever limit the extension reads it with.
 const maxRequestBody = 2 << 20
 
-// Handler returns the control API for n, demanding token.
-func Handler(n *node.Node, token string, opts ...Option) http.Handler {
-	s := &server{n: n, token: []byte("Bearer " + token)}
-	for _, o := range opts {
-		o(s)
+// ownRoutes are the node's own endpoints. An extension's prefix
+// (ext.Routes) may not be the path of one of them.
+func (s *server) ownRoutes() []route {
+	return []route{
+		{"GET /v1/info", s.info},
+		{"POST /v1/publish", s.publish},
+		{"GET /v1/subscribe", s.subscribe},
+		{"GET /v1/peers", s.peers},
+		{"POST /v1/ban", s.ban},
+		{"POST /v1/unban", s.unban},
+		{"POST /v1/announce", s.announce},
 	}
+}
+
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// Handler returns the control API for n, demanding token. It serves the
+// node's own endpoints and those of every started extension that
+// implements ext.Routes, so build it after n.Start. A clash of routes (see
+// ext.Routes) panics: it is a programming error.
+func Handler(n *node.Node, token string) http.Handler {
+	s := &server{n: n, token: []byte("Bearer " + token)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/info", s.info)
-	mux.HandleFunc("POST /v1/publish", s.publish)
-	mux.HandleFunc("GET /v1/subscribe", s.subscribe)
-	mux.HandleFunc("GET /v1/peers", s.peers)
-	mux.HandleFunc("POST /v1/ban", s.ban)
-	mux.HandleFunc("POST /v1/unban", s.unban)
-	mux.HandleFunc("POST /v1/announce", s.announce)
-	s.routeLogs(mux)
+	for _, r := range s.ownRoutes() {
+		mux.HandleFunc(r.pattern, r.handler)
+	}
+	mountExtensions(mux, s.ownRoutes(), n.Extensions())
 	return s.auth(mux)
 }
 
 type server struct {
 	n     *node.Node
 	token []byte
-	logs  *meshlog.MeshLog // nil: the node keeps no logs
 }
 
 func (s *server) auth(next http.Handler) http.Handler {
