@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmesh/bitmesh/examples/scenarios"
+	"github.com/bitmesh/bitmesh/sim/scenarios"
 )
 
 func TestShippedScenariosParse(t *testing.T) {

@@ -11,7 +11,7 @@
 //	bitmesh unban [--data DIR] SUBJECT
 //	bitmesh cert issue|revoke|show ...
 //	bitmesh log show|checkpoint|receipt|proof|verify ...
-//	bitmesh sim list|run|crosscheck ...
+//	bitmesh sim list|run|crosscheck ...   (runs bitmesh-sim, built apart)
 //	bitmesh repair --data DIR [--dry-run]
 //
 // Exit codes: 0 success, 1 failure, 2 usage error (repair: 1 means data
@@ -30,6 +30,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/bitmesh/bitmesh/internal/cli"
 )
 
 type command struct {
@@ -49,7 +51,7 @@ var commands = []command{
 	{"unban", "lift a ban", runUnban},
 	{"cert", "issue, revoke or show device certificates (permissioned meshes)", runCert},
 	{"log", "show a node's Merkle logs, export and verify message receipts", runLog},
-	{"sim", "run a swarm of real nodes in virtual time and report", runSim},
+	{"sim", "run a swarm of real nodes in virtual time and report (needs bitmesh-sim)", runSim},
 	{"repair", "check the data directory's stores; set damaged ones aside, keep what is readable", runRepair},
 }
 
@@ -85,6 +87,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		err := c.run(ctx, args[1:], stdout, stderr)
+		if code, ok := exitStatus(err); ok { // bitmesh-sim already said why
+			return code
+		}
 		switch {
 		case err == nil:
 			return 0
@@ -101,51 +106,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-// errUsage means the flag set already printed what was wrong.
-var errUsage = errors.New("usage")
-
-// parse parses flags that may appear before, between or after positional
-// arguments, and checks the positional count.
-func parse(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, errUsage
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-	if len(pos) < minPos || len(pos) > maxPos {
-		fmt.Fprintf(fs.Output(), "bitmesh %s: want %s\n", fs.Name(), positionalWant(minPos, maxPos))
-		fs.Usage()
-		return nil, errUsage
-	}
-	return pos, nil
-}
-
-func positionalWant(minPos, maxPos int) string {
-	if minPos == maxPos {
-		return fmt.Sprintf("%d argument(s)", minPos)
-	}
-	return fmt.Sprintf("%d to %d arguments", minPos, maxPos)
-}
-
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: bitmesh %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
-}
+// Shared with cmd/bitmesh-sim, so both accept the same command lines.
+var (
+	errUsage   = cli.ErrUsage
+	parse      = cli.Parse
+	newFlagSet = cli.NewFlagSet
+)
 
 // stringList is a repeatable string flag.
 type stringList []string

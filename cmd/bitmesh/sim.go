@@ -1,240 +1,61 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"runtime"
-	"runtime/debug"
-	"runtime/pprof"
-	"strconv"
-	"strings"
-	"testing"
+	"os/exec"
+	"syscall"
 
-	"github.com/bitmesh/bitmesh/examples/scenarios"
-	"github.com/bitmesh/bitmesh/internal/vtime"
-	"github.com/bitmesh/bitmesh/sim"
+	"github.com/bitmesh/bitmesh/internal/cli"
 )
 
-// runSim dispatches `bitmesh sim …`.
+// simCommand holds the simulator. It is a binary of its own because the
+// simulator links gonum/plot, fonts and the testing package, about a
+// quarter of the size of a binary that devices carry for nothing.
+const simCommand = "bitmesh-sim"
+
+// runSim runs `bitmesh sim ARGS...` as `bitmesh-sim ARGS...`, passing the
+// standard streams and the exit status through, so the command users type
+// stays what it was.
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
-		fmt.Fprintln(stderr, "Usage: bitmesh sim SUBCOMMAND [flags]\n\n"+
-			"  run         run a scenario (a shipped name or a YAML file) in virtual time\n"+
-			"  crosscheck  run a small scenario twice, in virtual time and as real bitmesh\n"+
-			"              node processes on loopback with delayed links, side by side\n"+
-			"  list        list the shipped scenarios")
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	switch args[0] {
-	case "list":
-		for _, n := range scenarios.Names() {
-			fmt.Fprintln(stdout, n)
-		}
-		return nil
-	case "run":
-		return runSimRun(args[1:], stdout, stderr)
-	case "crosscheck":
-		return runSimCrosscheck(ctx, args[1:], stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "bitmesh sim: unknown subcommand %q (want run or list)\n", args[0])
-	return errUsage
-}
-
-func runSimRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sim run", "sim run [--out DIR] [--json] SCENARIO", stderr)
-	out := fs.String("out", "", "write report.json, report.md and SVG plots to DIR")
-	asJSON := fs.Bool("json", false, "print the report as JSON instead of the summary")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to FILE (go tool pprof)")
-	memProfile := fs.String("memprofile", "", "write a heap profile of the whole swarm, taken as the run ends, to FILE")
-	pos, err := parse(fs, args, 1, 1)
+	self, _ := os.Executable()
+	bin, err := findCompanion(simCommand, self)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: build it with `go build ./cmd/bitmesh-sim` and put it next to bitmesh, or `go install ./cmd/bitmesh-sim`", err)
 	}
-	sc, err := loadScenario(pos[0])
-	if err != nil {
-		return err
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	// A signal that cancelled ctx reached bitmesh-sim too when it came
+	// from the terminal; SIGTERM lets it stop its node processes cleanly.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return childExit(exit.ExitCode())
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if limit, ok := softMemoryLimit(); ok {
-		fmt.Fprintf(stderr, "sim: soft memory limit %.1f GiB, 3/4 of RAM (set GOMEMLIMIT to choose)\n", float64(limit)/(1<<30))
-	}
-	var rep sim.Report
-	var runErr error
-	var opts []sim.Option
-	if *memProfile != "" {
-		opts = append(opts, sim.AtEnd(func() {
-			f, err := os.Create(*memProfile)
-			if err != nil {
-				fmt.Fprintln(stderr, "memprofile:", err)
-				return
-			}
-			defer f.Close()
-			runtime.GC()
-			if err := pprof.WriteHeapProfile(f); err != nil {
-				fmt.Fprintln(stderr, "memprofile:", err)
-			}
-		}))
-	}
-	if err := vtime.WithT(func(t *testing.T) { rep, runErr = sim.Run(t, sc, stderr, opts...) }); err != nil {
-		return errors.Join(err, runErr)
-	}
-	if runErr != nil {
-		return runErr
-	}
-	if *out != "" {
-		if err := writeReport(*out, rep); err != nil {
-			return err
-		}
-	}
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(rep)
-	}
-	_, err = io.WriteString(stdout, sim.Summary(rep))
 	return err
 }
 
-// softMemoryLimit sets the Go runtime's soft memory limit to 3/4 of the
-// machine's RAM unless GOMEMLIMIT chose one. A big swarm's heap is mostly
-// live, and the default GC target (twice the live heap) would ask for
-// more memory than the machine has long before the swarm needs it.
-func softMemoryLimit() (int64, bool) {
-	if os.Getenv("GOMEMLIMIT") != "" {
+// childExit is the exit status of a command bitmesh ran for the user,
+// which already said what went wrong: bitmesh exits with it, silently.
+type childExit int
+
+func (c childExit) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
+
+// exitStatus reports the status to exit with when err is a childExit. A
+// child killed by a signal has status -1, and exits 1 here.
+func exitStatus(err error) (int, bool) {
+	var c childExit
+	if !errors.As(err, &c) {
 		return 0, false
 	}
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, false
+	if c < 0 {
+		return 1, true
 	}
-	defer f.Close()
-	total, err := memTotal(f)
-	if err != nil {
-		return 0, false
-	}
-	limit := total / 4 * 3
-	debug.SetMemoryLimit(limit)
-	return limit, true
+	return int(c), true
 }
 
-// memTotal reads MemTotal from /proc/meminfo's format, in bytes.
-func memTotal(r io.Reader) (int64, error) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil || kb <= 0 || kb > 1<<40 {
-				return 0, fmt.Errorf("meminfo: bad MemTotal %q", f[1])
-			}
-			return kb << 10, nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("meminfo: no MemTotal line")
-}
-
-// loadScenario reads a shipped scenario by name, or a YAML file.
-func loadScenario(name string) (sim.Scenario, error) {
-	b, err := scenarios.Read(name)
-	if err != nil {
-		if b, err = os.ReadFile(name); err != nil {
-			return sim.Scenario{}, fmt.Errorf("scenario %q is neither shipped (bitmesh sim list) nor a readable file: %w", name, err)
-		}
-	}
-	return sim.ParseScenario(b)
-}
-
-func runSimCrosscheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sim crosscheck", "sim crosscheck [--out DIR] [--bin FILE] SCENARIO", stderr)
-	out := fs.String("out", "", "write virtual.json, processes.json and crosscheck.md to DIR")
-	bin := fs.String("bin", "", "bitmesh binary for the node processes (default: this one)")
-	pos, err := parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	sc, err := loadScenario(pos[0])
-	if err != nil {
-		return err
-	}
-	if *bin == "" {
-		if *bin, err = os.Executable(); err != nil {
-			return err
-		}
-	}
-	var virtual sim.Report
-	var runErr error
-	if err := vtime.WithT(func(t *testing.T) { virtual, runErr = sim.Run(t, sc, stderr) }); err != nil || runErr != nil {
-		return errors.Join(err, runErr)
-	}
-	work, err := os.MkdirTemp("", "bitmesh-crosscheck-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	real, err := sim.RunProcesses(ctx, sc, *bin, work, stderr)
-	if err != nil {
-		return err
-	}
-	table := sim.Compare(virtual, real)
-	if *out != "" {
-		if err := os.MkdirAll(*out, 0o755); err != nil {
-			return err
-		}
-		for name, r := range map[string]sim.Report{"virtual.json": virtual, "processes.json": real} {
-			b, err := json.MarshalIndent(r, "", "  ")
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(*out, name), append(b, '\n'), 0o644); err != nil {
-				return err
-			}
-		}
-		if err := os.WriteFile(filepath.Join(*out, "crosscheck.md"), []byte(table), 0o644); err != nil {
-			return err
-		}
-	}
-	_, err = io.WriteString(stdout, table)
-	return err
-}
-
-func writeReport(dir string, rep sim.Report) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	plots, err := sim.WritePlots(dir, rep)
-	if err != nil {
-		return err
-	}
-	md := "# Simulation report: " + rep.Scenario + "\n\n" + strings.TrimRight(sim.Summary(rep), "\n") + "\n\n"
-	for _, p := range plots {
-		md += fmt.Sprintf("![%s](%s)\n", filepath.Base(p), filepath.Base(p))
-	}
-	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(md), 0o644)
-}
+var findCompanion = cli.FindCompanion

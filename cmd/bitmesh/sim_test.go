@@ -7,66 +7,110 @@ import (
 	"testing"
 )
 
-// TestSimCrosscheck runs one small scenario in virtual time and as real
-// bitmesh node processes with delayed loopback links: both must deliver
-// everything, and the real run cannot beat the links' physics.
-func TestSimCrosscheck(t *testing.T) {
-	if testing.Short() {
-		t.Log("-short: skipping the multi-process cross-check")
-		return
-	}
-	dir := t.TempDir()
-	scenario := filepath.Join(dir, "tiny.yaml")
-	if err := os.WriteFile(scenario, []byte(`name: crosscheck-tiny
-seed: 21
-nodes: 8
-topology: {kind: random, degree: 2}
-link: {latency_ms: 20, jitter_pct: 10}
-traffic: {publishers: 2, messages: 3, interval: 500ms, size: 256}
-warmup: 3s
-drain: 2s
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, "out")
-	code, stdout, stderr := runArgs("sim", "crosscheck", "--bin", buildBitmesh(t), "--out", out, scenario)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	if strings.Count(stdout, "100.0000 %") != 2 {
-		t.Fatalf("both runs must deliver everything:\n%s", stdout)
-	}
-	for _, f := range []string{"virtual.json", "processes.json", "crosscheck.md"} {
-		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(out, "processes.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := string(b)
-	if !strings.Contains(rep, `"honest_delivery_ratio": 1`) {
-		t.Fatalf("processes.json: %s", rep)
+func TestFindCompanion(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		besideSelf bool // a bitmesh-sim next to this program
+		besideMode os.FileMode
+		onPath     bool   // a bitmesh-sim in a PATH directory
+		want       string // "beside", "path" or "" for an error
+	}{
+		{"beside", true, 0o755, false, "beside"},
+		{"on PATH", false, 0, true, "path"},
+		{"beside wins over PATH", true, 0o755, true, "beside"},
+		{"beside but not executable", true, 0o644, true, "path"},
+		{"nowhere", false, 0, false, ""},
+		{"not executable, nowhere else", true, 0o644, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			selfDir, pathDir := t.TempDir(), t.TempDir()
+			t.Setenv("PATH", pathDir)
+			if tc.besideSelf {
+				writeFakeSim(t, selfDir, tc.besideMode)
+			}
+			if tc.onPath {
+				writeFakeSim(t, pathDir, 0o755)
+			}
+			got, err := findCompanion(simCommand, filepath.Join(selfDir, "bitmesh"))
+			switch tc.want {
+			case "":
+				if err == nil || !strings.Contains(err.Error(), "neither next to bitmesh nor on PATH") {
+					t.Fatalf("got %q, %v; want a not-found error", got, err)
+				}
+			case "beside":
+				if err != nil || got != filepath.Join(selfDir, simCommand) {
+					t.Fatalf("got %q, %v; want the one in %s", got, err, selfDir)
+				}
+			case "path":
+				if err != nil || got != filepath.Join(pathDir, simCommand) {
+					t.Fatalf("got %q, %v; want the one in %s", got, err, pathDir)
+				}
+			}
+		})
 	}
 }
 
-func TestMemTotal(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want int64
-		ok   bool
+// TestSimRunsBitmeshSim runs `bitmesh sim` against a fake bitmesh-sim on
+// PATH: arguments, streams and exit status pass through untouched.
+func TestSimRunsBitmeshSim(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		args           []string
+		installed      bool
+		code           int
+		stdout, stderr string // stderr: a substring when not installed
 	}{
-		{"MemTotal:       24579412 kB\nMemFree:  1 kB\n", 24579412 << 10, true},
-		{"MemFree:  1 kB\nMemTotal: 1024 kB\n", 1 << 20, true},
-		{"MemTotal: lots kB\n", 0, false},
-		{"MemTotal: -5 kB\n", 0, false},
-		{"MemTotal: 5 MB\n", 0, false},
-		{"", 0, false},
+		{"arguments and stdout", []string{"sim", "list", "--json"}, true, 0, "args: list --json\n", ""},
+		{"stdin", []string{"sim", "cat"}, true, 0, "from stdin\n", ""},
+		{"failure is reported once, by bitmesh-sim", []string{"sim", "fail"}, true, 1, "", "bitmesh sim: boom\n"},
+		{"usage error", []string{"sim", "2"}, true, 2, "", ""},
+		{"any other status", []string{"sim", "3"}, true, 3, "", ""},
+		{"killed by a signal", []string{"sim", "kill"}, true, 1, "", ""},
+		{"not installed", []string{"sim", "list"}, false, 1, "", "go build ./cmd/bitmesh-sim"},
 	} {
-		got, err := memTotal(strings.NewReader(c.in))
-		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("memTotal(%q) = %d, %v; want %d, ok %v", c.in, got, err, c.want, c.ok)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			pathDir := t.TempDir()
+			t.Setenv("PATH", pathDir+string(os.PathListSeparator)+"/bin"+string(os.PathListSeparator)+"/usr/bin")
+			if tc.installed {
+				writeFakeSim(t, pathDir, 0o755)
+			}
+			in := filepath.Join(t.TempDir(), "stdin")
+			if err := os.WriteFile(in, []byte("from stdin\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			stdin := os.Stdin
+			os.Stdin = f
+			defer func() { os.Stdin = stdin }()
+
+			code, stdout, stderr := runArgs(tc.args...)
+			if code != tc.code || stdout != tc.stdout {
+				t.Fatalf("exit %d, stdout %q; want %d, %q\nstderr: %s", code, stdout, tc.code, tc.stdout, stderr)
+			}
+			if tc.installed && stderr != tc.stderr || !tc.installed && !strings.Contains(stderr, tc.stderr) {
+				t.Fatalf("stderr %q, want %q", stderr, tc.stderr)
+			}
+		})
+	}
+}
+
+// writeFakeSim writes a bitmesh-sim that acts on its first argument.
+func writeFakeSim(t *testing.T, dir string, mode os.FileMode) {
+	t.Helper()
+	script := `#!/bin/sh
+case "$1" in
+list) echo "args: $*" ;;
+cat) cat ;;
+fail) echo "bitmesh sim: boom" >&2; exit 1 ;;
+kill) kill -KILL $$ ;;
+*) exit "$1" ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(dir, simCommand), []byte(script), mode); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,6 +1,6 @@
 // Package scenarios holds the simulator scenarios shipped with bitmesh, so
 // that `bitmesh sim list` and `bitmesh sim run NAME` find them in the
-// binary. Each file documents what it tests and why its numbers are what
+// bitmesh-sim binary. Each file documents what it tests and why its numbers are what
 // they are.
 package scenarios
 

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/bitmesh/bitmesh/internal/vtime"
+	"github.com/bitmesh/bitmesh/sim"
+	"github.com/bitmesh/bitmesh/sim/scenarios"
+)
+
+func runSimRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sim run", "sim run [--out DIR] [--json] SCENARIO", stderr)
+	out := fs.String("out", "", "write report.json, report.md and SVG plots to DIR")
+	asJSON := fs.Bool("json", false, "print the report as JSON instead of the summary")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to FILE (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write a heap profile of the whole swarm, taken as the run ends, to FILE")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	sc, err := loadScenario(pos[0])
+	if err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if limit, ok := softMemoryLimit(); ok {
+		fmt.Fprintf(stderr, "sim: soft memory limit %.1f GiB, 3/4 of RAM (set GOMEMLIMIT to choose)\n", float64(limit)/(1<<30))
+	}
+	var rep sim.Report
+	var runErr error
+	var opts []sim.Option
+	if *memProfile != "" {
+		opts = append(opts, sim.AtEnd(func() {
+			f, err := os.Create(*memProfile)
+			if err != nil {
+				fmt.Fprintln(stderr, "memprofile:", err)
+				return
+			}
+			defer f.Close()
+			runtime.GC()
+			if err := pprof.WriteHeapProfile(f); err != nil {
+				fmt.Fprintln(stderr, "memprofile:", err)
+			}
+		}))
+	}
+	if err := vtime.WithT(func(t *testing.T) { rep, runErr = sim.Run(t, sc, stderr, opts...) }); err != nil {
+		return errors.Join(err, runErr)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if *out != "" {
+		if err := writeReport(*out, rep); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(rep)
+	}
+	_, err = io.WriteString(stdout, sim.Summary(rep))
+	return err
+}
+
+// softMemoryLimit sets the Go runtime's soft memory limit to 3/4 of the
+// machine's RAM unless GOMEMLIMIT chose one. A big swarm's heap is mostly
+// live, and the default GC target (twice the live heap) would ask for
+// more memory than the machine has long before the swarm needs it.
+func softMemoryLimit() (int64, bool) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return 0, false
+	}
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	total, err := memTotal(f)
+	if err != nil {
+		return 0, false
+	}
+	limit := total / 4 * 3
+	debug.SetMemoryLimit(limit)
+	return limit, true
+}
+
+// memTotal reads MemTotal from /proc/meminfo's format, in bytes.
+func memTotal(r io.Reader) (int64, error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil || kb <= 0 || kb > 1<<40 {
+				return 0, fmt.Errorf("meminfo: bad MemTotal %q", f[1])
+			}
+			return kb << 10, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("meminfo: no MemTotal line")
+}
+
+// loadScenario reads a shipped scenario by name, or a YAML file.
+func loadScenario(name string) (sim.Scenario, error) {
+	b, err := scenarios.Read(name)
+	if err != nil {
+		if b, err = os.ReadFile(name); err != nil {
+			return sim.Scenario{}, fmt.Errorf("scenario %q is neither shipped (bitmesh sim list) nor a readable file: %w", name, err)
+		}
+	}
+	return sim.ParseScenario(b)
+}
+
+func writeReport(dir string, rep sim.Report) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	plots, err := sim.WritePlots(dir, rep)
+	if err != nil {
+		return err
+	}
+	md := "# Simulation report: " + rep.Scenario + "\n\n" + strings.TrimRight(sim.Summary(rep), "\n") + "\n\n"
+	for _, p := range plots {
+		md += fmt.Sprintf("![%s](%s)\n", filepath.Base(p), filepath.Base(p))
+	}
+	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(md), 0o644)
+}
