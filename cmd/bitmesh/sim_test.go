@@ -7,49 +7,6 @@ import (
 	"testing"
 )
 
-func TestFindCompanion(t *testing.T) {
-	for _, tc := range []struct {
-		name       string
-		besideSelf bool // a bitmesh-sim next to this program
-		besideMode os.FileMode
-		onPath     bool   // a bitmesh-sim in a PATH directory
-		want       string // "beside", "path" or "" for an error
-	}{
-		{"beside", true, 0o755, false, "beside"},
-		{"on PATH", false, 0, true, "path"},
-		{"beside wins over PATH", true, 0o755, true, "beside"},
-		{"beside but not executable", true, 0o644, true, "path"},
-		{"nowhere", false, 0, false, ""},
-		{"not executable, nowhere else", true, 0o644, false, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			selfDir, pathDir := t.TempDir(), t.TempDir()
-			t.Setenv("PATH", pathDir)
-			if tc.besideSelf {
-				writeFakeSim(t, selfDir, tc.besideMode)
-			}
-			if tc.onPath {
-				writeFakeSim(t, pathDir, 0o755)
-			}
-			got, err := findCompanion(simCommand, filepath.Join(selfDir, "bitmesh"))
-			switch tc.want {
-			case "":
-				if err == nil || !strings.Contains(err.Error(), "neither next to bitmesh nor on PATH") {
-					t.Fatalf("got %q, %v; want a not-found error", got, err)
-				}
-			case "beside":
-				if err != nil || got != filepath.Join(selfDir, simCommand) {
-					t.Fatalf("got %q, %v; want the one in %s", got, err, selfDir)
-				}
-			case "path":
-				if err != nil || got != filepath.Join(pathDir, simCommand) {
-					t.Fatalf("got %q, %v; want the one in %s", got, err, pathDir)
-				}
-			}
-		})
-	}
-}
-
 // TestSimRunsBitmeshSim runs `bitmesh sim` against a fake bitmesh-sim on
 // PATH: arguments, streams and exit status pass through untouched.
 func TestSimRunsBitmeshSim(t *testing.T) {

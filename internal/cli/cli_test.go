@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestFindCompanion(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		besideSelf bool // a bitmesh next to this program
+		besideMode os.FileMode
+		onPath     bool   // a bitmesh in a PATH directory
+		want       string // "beside", "path" or "" for an error
+	}{
+		{"beside", true, 0o755, false, "beside"},
+		{"on PATH", false, 0, true, "path"},
+		{"beside wins over PATH", true, 0o755, true, "beside"},
+		{"beside but not executable", true, 0o644, true, "path"},
+		{"nowhere", false, 0, false, ""},
+		{"not executable, nowhere else", true, 0o644, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			selfDir, pathDir := t.TempDir(), t.TempDir()
+			t.Setenv("PATH", pathDir)
+			if tc.besideSelf {
+				writeScript(t, filepath.Join(selfDir, "bitmesh"), tc.besideMode)
+			}
+			if tc.onPath {
+				writeScript(t, filepath.Join(pathDir, "bitmesh"), 0o755)
+			}
+			got, err := FindCompanion("bitmesh", filepath.Join(selfDir, "bitmesh-sim"))
+			switch tc.want {
+			case "":
+				if err == nil || !strings.Contains(err.Error(), "neither next to bitmesh-sim nor on PATH") {
+					t.Fatalf("got %q, %v; want a not-found error", got, err)
+				}
+			case "beside":
+				if err != nil || got != filepath.Join(selfDir, "bitmesh") {
+					t.Fatalf("got %q, %v; want the one in %s", got, err, selfDir)
+				}
+			case "path":
+				if err != nil || got != filepath.Join(pathDir, "bitmesh") {
+					t.Fatalf("got %q, %v; want the one in %s", got, err, pathDir)
+				}
+			}
+		})
+	}
+}
+
+func writeScript(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("#!/bin/sh\nexit 0\n"), mode); err != nil {
+		t.Fatal(err)
+	}
+}
