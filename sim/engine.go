@@ -64,10 +64,19 @@ type honest struct {
 	dataDir string // empty but for nodes that restart
 }
 
+// drainAfterClose is the virtual time run waits after closing the swarm.
+const drainAfterClose = time.Second
+
 // run is the whole simulation; it must be called inside a synctest bubble.
 func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	start := time.Now()
 	rng := rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x5851f42d4c957f2d))
+	// After everything is closed, let virtual time run on a little: a
+	// libp2p exchange still in flight on a mocknet stream (identify on a
+	// connection made as the run ended) waits on the stream's delivery
+	// timer, and the bubble cannot advance time once this goroutine has
+	// returned, so it would end with those goroutines blocked.
+	defer time.Sleep(drainAfterClose)
 	mn := mocknet.New()
 	defer mn.Close()
 	ctx, cancel := context.WithCancel(context.Background())
