@@ -26,6 +26,11 @@ var (
 	ErrBadSignature = errors.New("gossip: bad signature")
 	// ErrWrongTopic: the envelope's topic differs from the topic it arrived on.
 	ErrWrongTopic = errors.New("gossip: envelope topic does not match pubsub topic")
+	// ErrDuplicate: the envelope ID was already accepted with other
+	// signature bytes (a re-signed copy, PROTOCOL.md §9). It is valid, but
+	// delivering it again would hand subscribers the same message twice.
+	// Always an Ignore: the forwarder may not have seen the first copy.
+	ErrDuplicate = errors.New("gossip: envelope ID already delivered under another signature")
 )
 
 // DecodeError describes where a decode failed. It wraps ErrMalformed or

@@ -60,14 +60,18 @@ func (c *seenCache) get(now time.Time, id ID, sig identity.Signature) (seenEntry
 	return e, true
 }
 
-func (c *seenCache) put(now time.Time, id ID, e seenEntry) {
+// put records e for id and reports whether id was already accepted under
+// another signature, in which case e is not kept: a forged copy of a valid
+// envelope must not evict the valid verdict, and a second valid signature
+// over the same ID is a duplicate (PROTOCOL.md §9).
+func (c *seenCache) put(now time.Time, id ID, e seenEntry) (acceptedOther bool) {
 	c.expire(now)
 	if old, ok := c.byID[id]; ok {
-		// A forged copy of a valid envelope must not evict the valid verdict.
-		if old.verdict != Accept {
-			c.byID[id] = e
+		if old.verdict == Accept {
+			return old.sig != e.sig
 		}
-		return
+		c.byID[id] = e
+		return false
 	}
 	if c.n == c.max {
 		c.evictOldest()
@@ -77,6 +81,7 @@ func (c *seenCache) put(now time.Time, id ID, e seenEntry) {
 	c.order[(c.head+c.n)%len(c.order)] = seenKey{id: id, expires: now.Add(c.ttl)}
 	c.n++
 	c.byID[id] = e
+	return false
 }
 
 func (c *seenCache) expire(now time.Time) {

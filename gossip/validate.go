@@ -173,9 +173,11 @@ func (v *Validator) Stats() Stats {
 
 // Validate checks raw as an envelope arriving on topic. It runs, in order:
 // size → decode → network → topic → freshness → proof of work → seen cache →
-// signature. The cheap checks come first and a
-// duplicate is answered from the cache before any signature check, since a
-// BIP-340 verification costs a thousand hashes.
+// signature → duplicate ID. The cheap checks come first and a duplicate is
+// answered from the cache before any signature check, since a BIP-340
+// verification costs a thousand hashes. A valid copy of an ID already
+// accepted under other signature bytes is ignored with ErrDuplicate, so an
+// ID is delivered at most once (PROTOCOL.md §9).
 func (v *Validator) Validate(now time.Time, topic string, raw []byte) Result {
 	return v.validate(now, topic, raw, time.Time{})
 }
@@ -252,9 +254,17 @@ func (v *Validator) validate(now time.Time, topic string, raw []byte, committedA
 		entry.verdict, entry.err = Reject, fmt.Errorf("%w: sender %s: %v", ErrBadSignature, env.Sender, err)
 	}
 	v.mu.Lock()
-	v.seen.put(now, id, entry)
+	acceptedOther := v.seen.put(now, id, entry)
 	v.mu.Unlock()
 	res.Verdict, res.Err = entry.verdict, entry.err
+	// One delivery per ID, whatever the signature bytes. Checked after the
+	// signature, under the same lock as the put, so that a forged copy can
+	// never shadow the genuine one and two valid copies validated at once
+	// cannot both pass. History sync keeps the copy it recovers: its log
+	// de-duplicates by ID and nothing is delivered to subscribers.
+	if acceptedOther && entry.verdict == Accept && !recovered {
+		res.Verdict, res.Err = Ignore, fmt.Errorf("%w: %s", ErrDuplicate, id)
+	}
 	return res
 }
 

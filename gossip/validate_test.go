@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -395,6 +396,48 @@ func TestValidateDuplicateCountsSignatureChecks(t *testing.T) {
 		}
 		if st := v.Stats(); st.SignatureChecks != 2 || st.CacheHits != 1 {
 			t.Errorf("stats %+v, want 2 signature checks and 1 cache hit", st)
+		}
+	})
+
+	t.Run("re-signed copy is a duplicate", func(t *testing.T) {
+		v := newTestValidator(t, nil)
+		raw, e := seal(t, key, nil)
+		resigned, _ := signUnchecked(t, e, key) // fresh BIP-340 randomness
+		if bytes.Equal(raw, resigned) || MessageID(raw) != MessageID(resigned) {
+			t.Fatal("want the same ID with other signature bytes")
+		}
+		forged := flip(resigned, len(resigned)-1)
+		checkResult(t, v.Validate(testNow, topic, raw), raw, Accept, nil)
+		checkResult(t, v.Validate(testNow, topic, forged), forged, Reject, ErrBadSignature)
+		checkResult(t, v.Validate(testNow, topic, resigned), resigned, Ignore, ErrDuplicate)
+		checkResult(t, v.Validate(testNow, topic, raw), raw, Accept, nil)
+		// History sync keeps a valid copy: its log de-duplicates by ID.
+		r := v.ValidateRecovered(testNow, testNow, topic, resigned)
+		checkResult(t, r, resigned, Accept, nil)
+	})
+
+	t.Run("re-signed copies validated at once: one accepted", func(t *testing.T) {
+		v := newTestValidator(t, nil)
+		_, e := seal(t, key, nil)
+		copies := make([][]byte, 16)
+		for i := range copies {
+			copies[i], _ = signUnchecked(t, e, key)
+		}
+		var accepted atomic.Int32
+		var wg sync.WaitGroup
+		for _, raw := range copies {
+			wg.Go(func() {
+				switch r := v.Validate(testNow, topic, raw); {
+				case r.Verdict == Accept:
+					accepted.Add(1)
+				case !errors.Is(r.Err, ErrDuplicate):
+					t.Errorf("copy refused with %v, want %v", r.Err, ErrDuplicate)
+				}
+			})
+		}
+		wg.Wait()
+		if n := accepted.Load(); n != 1 {
+			t.Errorf("%d copies accepted, want 1", n)
 		}
 	})
 
@@ -839,6 +882,36 @@ func TestValidateWorkPolicy(t *testing.T) {
 			if tt.want != Accept && v.Stats().SignatureChecks != 0 {
 				t.Fatal("a work-policy failure cost a signature check")
 			}
+		})
+	}
+}
+
+// TestValidateNanosecondBounds: envelope times have millisecond
+// resolution but a node's clock does not. Each freshness bound is
+// inclusive to the nanosecond: one nanosecond beyond it changes the verdict.
+func TestValidateNanosecondBounds(t *testing.T) {
+	key := testKey(t, 1)
+	cfg := DefaultValidatorConfig(testNetwork)
+	for _, tc := range []struct {
+		name    string
+		offset  time.Duration // envelope time - testNow
+		now     time.Duration // validation time - testNow
+		want    Verdict
+		wantErr error
+	}{
+		{"MaxAge old", -cfg.MaxAge, 0, Accept, nil},
+		{"MaxAge old + 1ns", -cfg.MaxAge, time.Nanosecond, Ignore, ErrStale},
+		{"MaxAge+Grace old", -cfg.MaxAge - cfg.Grace, 0, Ignore, ErrStale},
+		{"MaxAge+Grace old + 1ns", -cfg.MaxAge - cfg.Grace, time.Nanosecond, Reject, ErrStale},
+		{"MaxFutureSkew ahead", cfg.MaxFutureSkew, 0, Accept, nil},
+		{"MaxFutureSkew ahead + 1ns", cfg.MaxFutureSkew, -time.Nanosecond, Ignore, ErrFuture},
+		{"MaxFutureSkew+Grace ahead", cfg.MaxFutureSkew + cfg.Grace, 0, Ignore, ErrFuture},
+		{"MaxFutureSkew+Grace ahead + 1ns", cfg.MaxFutureSkew + cfg.Grace, -time.Nanosecond, Reject, ErrFuture},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, _ := seal(t, key, func(e *Envelope) { e.Time = testNow.Add(tc.offset) })
+			r := newTestValidator(t, nil).Validate(testNow.Add(tc.now), "sensors/temp", raw)
+			checkResult(t, r, raw, tc.want, tc.wantErr)
 		})
 	}
 }
