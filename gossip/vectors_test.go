@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -77,14 +78,18 @@ type vector struct {
 	// NetworkName is the name of the network the envelope claims.
 	NetworkName string `json:"network_name,omitempty"`
 	// Fields, Unsigned, ID and Signature are set when Envelope decodes.
-	Fields            *vectorFields  `json:"fields,omitempty"`
-	Unsigned          string         `json:"unsigned,omitempty"`
-	ID                string         `json:"id,omitempty"`
-	IDLeadingZeroBits *int           `json:"id_leading_zero_bits,omitempty"`
-	Signature         string         `json:"signature,omitempty"`
-	Envelope          string         `json:"envelope"`
-	Validate          vectorValidate `json:"validate"`
-	ExpectedVerdict   string         `json:"expected_verdict"`
+	Fields            *vectorFields `json:"fields,omitempty"`
+	Unsigned          string        `json:"unsigned,omitempty"`
+	ID                string        `json:"id,omitempty"`
+	IDLeadingZeroBits *int          `json:"id_leading_zero_bits,omitempty"`
+	Signature         string        `json:"signature,omitempty"`
+	Envelope          string        `json:"envelope"`
+	// PadTo, when set, makes the input envelope followed by zero bytes up
+	// to PadTo bytes in all, so a vector can be over the size limit
+	// without a megabyte of hex.
+	PadTo           int            `json:"pad_to,omitempty"`
+	Validate        vectorValidate `json:"validate"`
+	ExpectedVerdict string         `json:"expected_verdict"`
 	// ExpectedError names the gossip sentinel; "" for accept.
 	ExpectedError string `json:"expected_error"`
 }
@@ -190,6 +195,7 @@ func generateVectors(tb testing.TB) vectorFile {
 			"Each vector is validated with the validator policy in constants.validator, for validate.network_name, arriving on validate.topic, at validate.now_unix_ms.",
 			"expected_error names the failure class: ErrMalformed, ErrOversize, ErrWrongNetwork, ErrWrongTopic, ErrStale, ErrFuture, ErrInsufficientWork or ErrBadSignature; empty for accept.",
 			"Vectors without fields do not decode; vectors without secret_key carry a signature that was altered or made for other bytes.",
+			"Where pad_to is set, the input is envelope followed by zero bytes up to pad_to bytes in all.",
 		},
 		Constants: vectorConstants{
 			Version:         Version,
@@ -206,7 +212,7 @@ func generateVectors(tb testing.TB) vectorFile {
 			},
 		},
 	}
-	for _, d := range []identity.Domain{identity.DomainEnvelope, identity.DomainNetwork, identity.DomainCheckpoint, identity.DomainCertificate} {
+	for _, d := range []identity.Domain{identity.DomainEnvelope, identity.DomainNetwork, identity.DomainCheckpoint, identity.DomainCertificate, identity.DomainRevocation} {
 		th := sha256.Sum256([]byte(d))
 		eh := d.Hash()
 		f.Constants.Tags = append(f.Constants.Tags, vectorTag{Tag: string(d), TagHash: hex.EncodeToString(th[:]), EmptyHash: hex.EncodeToString(eh[:])})
@@ -304,7 +310,55 @@ func generateVectors(tb testing.TB) vectorFile {
 		altered("the minimal envelope with version byte 2", version2, "", vMinimal.Validate),
 		altered("the minimal envelope with topic length 129", topic129, "", vMinimal.Validate),
 	)
+	return appendEdgeVectors(tb, f, cfg, signed, altered, vMinimal)
+}
+
+// appendEdgeVectors adds the boundary cases: every limit exactly met
+// (accepted) and just missed.
+func appendEdgeVectors(tb testing.TB, f vectorFile, cfg ValidatorConfig,
+	signed func(desc, secret, network string, e Envelope, mutate func(*Envelope)) vector,
+	altered func(desc string, raw []byte, network string, val vectorValidate) vector,
+	vMinimal vector,
+) vectorFile {
+	minimal := Envelope{Time: vecNow, Topic: "t"}
+	minimalRaw := mustHex(tb, vMinimal.Envelope)
+	with := func(mutate func(b []byte) []byte) []byte { return mutate(bytes.Clone(minimalRaw)) }
+	payloadLen := offTopic + 1 // of the minimal envelope's one-byte topic
+	f.Vectors = append(f.Vectors,
+		signed("exactly MaxAge old: accepted (bounds are inclusive)", vecKeySeq, vecNetwork, minimal, func(e *Envelope) { e.Time = vecNow.Add(-cfg.MaxAge) }),
+		signed("exactly MaxFutureSkew ahead: accepted (bounds are inclusive)", vecKeySeq, vecNetwork, minimal, func(e *Envelope) { e.Time = vecNow.Add(cfg.MaxFutureSkew) }),
+		signed("exactly MaxAge + Grace old: ignored, not yet rejected", vecKeySeq, vecNetwork, minimal, func(e *Envelope) { e.Time = vecNow.Add(-cfg.MaxAge - cfg.Grace) }),
+		signed("exactly MaxFutureSkew + Grace ahead: ignored, not yet rejected", vecKeySeq, vecNetwork, minimal, func(e *Envelope) { e.Time = vecNow.Add(cfg.MaxFutureSkew + cfg.Grace) }),
+		signed("time 2^62 ms, the largest that decodes: far in the future", vecKeySeq, vecNetwork, minimal, func(e *Envelope) { e.Time = time.UnixMilli(maxTimeMillis) }),
+		altered("the minimal envelope with time 2^62 + 1 ms", with(func(b []byte) []byte {
+			binary.BigEndian.PutUint64(b[offTime:], maxTimeMillis+1)
+			return b
+		}), "", vMinimal.Validate),
+		altered("the minimal envelope with topic length 0", with(func(b []byte) []byte { b[offTopicLen] = 0; return b }), "", vMinimal.Validate),
+		altered("the minimal envelope with topic length 128, overrunning the input", with(func(b []byte) []byte { b[offTopicLen] = MaxTopicLen; return b }), "", vMinimal.Validate),
+		altered("the minimal envelope with topic byte 0x1f (not printable)", with(func(b []byte) []byte { b[offTopic] = 0x1f; return b }), "", vMinimal.Validate),
+		altered("the minimal envelope with payload length MaxPayloadSize + 1", with(func(b []byte) []byte {
+			binary.BigEndian.PutUint32(b[payloadLen:], MaxPayloadSize+1)
+			return b
+		}), "", vMinimal.Validate),
+		altered("the minimal envelope cut to 131 bytes, shorter than the fixed part", minimalRaw[:MinEnvelopeSize-1], "", vMinimal.Validate),
+	)
+	over := altered("the minimal envelope padded with zero bytes to MaxEnvelopeSize + 1 bytes", padTo(minimalRaw, MaxEnvelopeSize+1), "", vMinimal.Validate)
+	over.Envelope, over.PadTo = vMinimal.Envelope, MaxEnvelopeSize+1
+	f.Vectors = append(f.Vectors, over)
 	return f
+}
+
+// padTo returns b followed by zero bytes up to n bytes in all.
+func padTo(b []byte, n int) []byte { return append(bytes.Clone(b), make([]byte, n-len(b))...) }
+
+// vectorInput is the byte string a vector feeds to the decoder.
+func vectorInput(tb testing.TB, v vector) []byte {
+	raw := mustHex(tb, v.Envelope)
+	if v.PadTo > 0 {
+		raw = padTo(raw, v.PadTo)
+	}
+	return raw
 }
 
 func describeKey(tb testing.TB, secret string) vectorKey {
@@ -442,7 +496,7 @@ func checkConstants(t *testing.T, c vectorConstants) {
 		c.Validator.MaxFutureSkewMill != d.MaxFutureSkew.Milliseconds() || c.Validator.GraceMillis != d.Grace.Milliseconds() {
 		t.Errorf("validator policy %+v disagrees with DefaultValidatorConfig", c.Validator)
 	}
-	want := []string{"bitmesh/envelope", "bitmesh/network", "bitmesh/checkpoint", "bitmesh/certificate"}
+	want := []string{"bitmesh/envelope", "bitmesh/network", "bitmesh/checkpoint", "bitmesh/certificate", "bitmesh/revocation"}
 	if len(c.Tags) != len(want) {
 		t.Fatalf("%d tags, want %d", len(c.Tags), len(want))
 	}
@@ -507,7 +561,7 @@ func checkKey(t *testing.T, k vectorKey) {
 }
 
 func checkVector(t *testing.T, v vector) {
-	raw := mustHex(t, v.Envelope)
+	raw := vectorInput(t, v)
 	e, err := Decode(raw)
 	if v.Fields == nil {
 		if err == nil {
