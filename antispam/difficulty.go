@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // DefaultMaxTopics is how many topics' rates an AdaptiveConfig with
@@ -119,24 +120,20 @@ func invalidTarget(field string, t uint8) error {
 // is what the sender signed.
 type Difficulty struct {
 	// set at creation, never modified
-	def       uint8
-	exact     map[string]uint8 // Topics keys without "/#"
-	prefixes  map[string]uint8 // Topics keys with "/#", stored without it
-	adaptive  *AdaptiveConfig  // a copy; nil when not adaptive
-	maxTopics int
+	def      uint8
+	exact    map[string]uint8 // Topics keys without "/#"
+	prefixes map[string]uint8 // Topics keys with "/#", stored without it
+	adaptive *AdaptiveConfig  // a copy; nil when not adaptive
 
-	mu     sync.Mutex            // guards topics and the list below
-	topics map[string]*topicRate // at most maxTopics
-	lru    topicRate             // sentinel of the list, most recently observed first
+	mu     sync.Mutex                         // guards topics
+	topics *simplelru.LRU[string, *topicRate] // most recently observed first; nil when not adaptive
 }
 
 // topicRate is one topic's counting window and raise.
 type topicRate struct {
-	topic      string
-	start      time.Time // start of the current counting window
-	count      int       // envelopes observed since start, saturating
-	raise      uint8     // set at the last retarget
-	prev, next *topicRate
+	start time.Time // start of the current counting window
+	count int       // envelopes observed since start, saturating
+	raise uint8     // set at the last retarget
 }
 
 // Difficulty's method set is the policy interface gossip's validator takes.
@@ -164,12 +161,14 @@ func NewDifficulty(cfg DifficultyConfig) (*Difficulty, error) {
 	if cfg.Adaptive != nil {
 		a := *cfg.Adaptive
 		d.adaptive = &a
-		d.maxTopics = a.MaxTopics
-		if d.maxTopics == 0 {
-			d.maxTopics = DefaultMaxTopics
+		maxTopics := a.MaxTopics
+		if maxTopics == 0 {
+			maxTopics = DefaultMaxTopics
 		}
-		d.topics = make(map[string]*topicRate)
-		d.lru.prev, d.lru.next = &d.lru, &d.lru
+		var err error
+		if d.topics, err = simplelru.NewLRU[string, *topicRate](maxTopics, nil); err != nil {
+			return nil, invalidConfig(err.Error())
+		}
 	}
 	return d, nil
 }
@@ -203,7 +202,7 @@ func (d *Difficulty) RequiredWork(now time.Time, topic string) (base, local uint
 	}
 	d.mu.Lock()
 	var raise uint8
-	if r, ok := d.topics[topic]; ok {
+	if r, ok := d.topics.Peek(topic); ok { // a lookup is not an observation
 		d.retarget(now, r)
 		raise = r.raise
 	}
@@ -222,20 +221,13 @@ func (d *Difficulty) Observe(now time.Time, topic string) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r, ok := d.topics[topic]
-	if !ok {
-		if len(d.topics) >= d.maxTopics {
-			oldest := d.lru.prev
-			oldest.unlink()
-			delete(d.topics, oldest.topic)
-		}
-		r = &topicRate{topic: topic, start: now}
-		d.topics[topic] = r
-	} else {
+	r, ok := d.topics.Get(topic)
+	if ok {
 		d.retarget(now, r)
-		r.unlink()
+	} else {
+		r = &topicRate{start: now}
+		d.topics.Add(topic, r) // drops the least recently observed topic when full
 	}
-	r.linkAfter(&d.lru)
 	if r.count < maxWindowCount {
 		r.count++
 	}
@@ -282,20 +274,12 @@ func stepRaise(current, want uint8) uint8 {
 	return current - 1
 }
 
-func (r *topicRate) unlink() {
-	r.prev.next, r.next.prev = r.next, r.prev
-	r.prev, r.next = nil, nil
-}
-
-func (r *topicRate) linkAfter(at *topicRate) {
-	r.prev, r.next = at, at.next
-	at.next.prev = r
-	at.next = r
-}
-
 // trackedTopics returns how many topics' rates are kept, for tests.
 func (d *Difficulty) trackedTopics() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.topics)
+	if d.topics == nil {
+		return 0
+	}
+	return d.topics.Len()
 }

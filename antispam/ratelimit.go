@@ -1,10 +1,10 @@
 package antispam
 
 import (
-	"container/list"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
@@ -109,22 +109,19 @@ func (r *RateLimiter) Keys() (senders, peers int) {
 
 // bucketSet is a bounded LRU of token buckets of one kind.
 type bucketSet[K comparable] struct {
-	limit   rate.Limit // set at creation, never modified
-	burst   int        // set at creation, never modified
-	maxKeys int        // set at creation, never modified
+	limit rate.Limit // set at creation, never modified
+	burst int        // set at creation, never modified
 
-	mu      sync.Mutex // guards buckets and lru
-	buckets map[K]*list.Element
-	lru     list.List // of *bucket[K], most recently used first
-}
-
-type bucket[K comparable] struct {
-	key K
-	lim *rate.Limiter
+	mu      sync.Mutex // guards buckets
+	buckets *simplelru.LRU[K, *rate.Limiter]
 }
 
 func newBucketSet[K comparable](limit rate.Limit, burst, maxKeys int) *bucketSet[K] {
-	return &bucketSet[K]{limit: limit, burst: burst, maxKeys: maxKeys, buckets: make(map[K]*list.Element)}
+	buckets, err := simplelru.NewLRU[K, *rate.Limiter](maxKeys, nil)
+	if err != nil {
+		panic(err) // maxKeys > 0: RateConfig.Validate checked it
+	}
+	return &bucketSet[K]{limit: limit, burst: burst, buckets: buckets}
 }
 
 func (s *bucketSet[K]) allow(now time.Time, k K) bool {
@@ -133,23 +130,16 @@ func (s *bucketSet[K]) allow(now time.Time, k K) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var b *bucket[K]
-	if e, ok := s.buckets[k]; ok {
-		s.lru.MoveToFront(e)
-		b = e.Value.(*bucket[K])
-	} else {
-		if s.lru.Len() >= s.maxKeys {
-			old := s.lru.Remove(s.lru.Back()).(*bucket[K])
-			delete(s.buckets, old.key)
-		}
-		b = &bucket[K]{key: k, lim: rate.NewLimiter(s.limit, s.burst)}
-		s.buckets[k] = s.lru.PushFront(b)
+	b, ok := s.buckets.Get(k)
+	if !ok {
+		b = rate.NewLimiter(s.limit, s.burst)
+		s.buckets.Add(k, b) // drops the least recently used key when full
 	}
-	return b.lim.AllowN(now, 1)
+	return b.AllowN(now, 1)
 }
 
 func (s *bucketSet[K]) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lru.Len()
+	return s.buckets.Len()
 }

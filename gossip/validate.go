@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bitmesh/bitmesh/identity"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // Verdict is a validation outcome, with GossipSub's three meanings.
@@ -146,7 +147,7 @@ type Validator struct {
 
 	mu   sync.Mutex // guards seen and keys
 	seen *seenCache
-	keys map[identity.DeviceID]identity.PublicKey // parsed sender keys, at most SenderKeyCacheSize
+	keys *simplelru.LRU[identity.DeviceID, identity.PublicKey] // parsed sender keys; nil when the cache is off
 
 	validated, sigChecks, cacheHits atomic.Uint64
 }
@@ -156,11 +157,15 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Validator{
-		cfg:  cfg,
-		seen: newSeenCache(cfg.SeenCacheSize, cfg.Window()),
-		keys: make(map[identity.DeviceID]identity.PublicKey),
-	}, nil
+	v := &Validator{cfg: cfg, seen: newSeenCache(cfg.SeenCacheSize, cfg.Window())}
+	if cfg.SenderKeyCacheSize > 0 {
+		keys, err := simplelru.NewLRU[identity.DeviceID, identity.PublicKey](cfg.SenderKeyCacheSize, nil)
+		if err != nil {
+			return nil, err
+		}
+		v.keys = keys
+	}
+	return v, nil
 }
 
 // Config returns the validator's configuration.
@@ -271,25 +276,20 @@ func (v *Validator) validate(now time.Time, topic string, raw []byte, committedA
 // verify checks sig over id with the sender's key, lifted once per sender
 // while it stays in the key cache. Runs outside v.mu but for the lookups.
 func (v *Validator) verify(sender identity.DeviceID, id ID, sig identity.Signature) error {
+	if v.keys == nil {
+		return identity.VerifyBIP340(sender, id, sig)
+	}
 	v.mu.Lock()
-	pk, ok := v.keys[sender]
+	pk, ok := v.keys.Get(sender)
 	v.mu.Unlock()
 	if !ok {
 		var err error
 		if pk, err = sender.ParsePublicKey(); err != nil {
 			return err
 		}
-		if v.cfg.SenderKeyCacheSize > 0 {
-			v.mu.Lock()
-			if len(v.keys) >= v.cfg.SenderKeyCacheSize {
-				for k := range v.keys { // evict an arbitrary sender
-					delete(v.keys, k)
-					break
-				}
-			}
-			v.keys[sender] = pk
-			v.mu.Unlock()
-		}
+		v.mu.Lock()
+		v.keys.Add(sender, pk) // drops the least recently used sender when full
+		v.mu.Unlock()
 	}
 	return pk.VerifyHash(id, sig)
 }
