@@ -54,6 +54,12 @@
 //     message IDs, signing or validation break the mesh's invariants.
 //   - WithObserver receives every validation result with the forwarding
 //     peer, for metrics or scoring. It must not block.
+//   - WithExtension adds a feature package (an ext.Extension, such as
+//     anchor/meshlog's logs): it is started with the node and given an
+//     ext.Host, through which it hooks topics into the receive path,
+//     serves stream protocols within limits, admits recovered envelopes
+//     through the same checks as live gossip, and mounts control-API
+//     routes. Extensions start in the order given and close in reverse.
 //
 // Per call, Publish takes WithMinPeers (wait, bounded by ctx, until that many
 // peers subscribe to the topic) and Subscribe takes WithBuffer.

@@ -94,12 +94,9 @@ func waitTopicPeers(ctx context.Context, t *pubsub.Topic, n int) error {
 	}
 	defer ev.Cancel()
 	// Checked after the handler exists, and again at least every
-	// topicPeersRecheck: events alone hung for 20 s in 5 of about 100 runs
-	// of TestPublishSubscribeTwoNodes on a loaded machine, with the peer
-	// listed on the topic all along. Most likely pubsub emits no second
-	// join for a peer whose stream was replaced while its subscription
-	// stayed on record, so a consumed join is followed by a moment without
-	// the peer, then silence. With the recheck: 0 in 48.
+	// topicPeersRecheck: pubsub may emit no second join for a peer whose
+	// stream was replaced while its subscription stayed on record, so
+	// events alone can wait for good with the peer listed all along.
 	for len(t.ListPeers()) < n {
 		wait, cancel := context.WithTimeout(ctx, topicPeersRecheck)
 		_, err := ev.NextPeerEvent(wait)
