@@ -19,7 +19,7 @@ const (
 	metaSumLen     = 56 // FNV-64a covers the meta bytes before the checksum
 
 	boltMagic   uint32 = 0xED0CDAED
-	boltVersion        = 2
+	boltVersion uint32 = 2
 
 	branchPageFlag   = 0x01
 	leafPageFlag     = 0x02

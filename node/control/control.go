@@ -75,7 +75,8 @@ func WriteEndpoint(dataDir string, e Endpoint) error {
 		return fmt.Errorf("control: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err == nil {
+	err = tmp.Chmod(0o600)
+	if err == nil {
 		_, err = tmp.Write(b)
 	}
 	if cerr := tmp.Close(); err == nil {
