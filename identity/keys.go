@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"sync"
+	"sync/atomic"
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/btcec/v2/schnorr"
@@ -26,6 +27,8 @@ type Signature [SignatureSize]byte
 type PrivateKey struct {
 	key *btcec.PrivateKey // set at creation, never modified
 	id  DeviceID
+	// signedOnce is set after the first signature, which was verified.
+	signedOnce atomic.Bool
 }
 
 // Generate returns a new random key.
@@ -78,19 +81,40 @@ func (k *PrivateKey) Sign(d Domain, msg []byte) (Signature, error) {
 // be a Domain.Hash output (an envelope ID, for instance): signing a digest of
 // another construction would forfeit domain separation. Nonces follow BIP-340
 // with fresh auxiliary randomness.
+//
+// Only the key's first signature is verified before it is returned.
+// BIP-340 suggests verifying every signature a signer makes, to catch a
+// broken implementation or key; btcec does so by default, which makes
+// signing cost more than twice the signature alone. The first signature
+// catches a broken key or library; after it, every signature is verified
+// by each node that receives it (and a bad one is refused, never
+// delivered), and fresh auxiliary randomness per signature keeps a fault
+// from repeating a nonce. Signing thus costs less than half.
 func (k *PrivateKey) SignHash(h [32]byte) (Signature, error) {
 	var aux [32]byte
 	if _, err := rand.Read(aux[:]); err != nil {
 		return Signature{}, fmt.Errorf("identity: reading randomness: %w", err)
 	}
-	return SignBIP340(k, h, aux)
+	if k.signedOnce.Load() {
+		return signBIP340(k, h, schnorr.CustomNonce(aux), schnorr.FastSign())
+	}
+	sig, err := SignBIP340(k, h, aux)
+	if err == nil {
+		k.signedOnce.Store(true)
+	}
+	return sig, err
 }
 
 // SignBIP340 is the raw BIP-340 signing algorithm over a 32-byte message with
-// the given auxiliary randomness. It exists for test vectors and for
-// constructions that already hash with a domain tag; prefer Sign.
+// the given auxiliary randomness; the signature is verified before it is
+// returned. It exists for test vectors and for constructions that already
+// hash with a domain tag; prefer Sign.
 func SignBIP340(k *PrivateKey, msg [32]byte, auxRand [32]byte) (Signature, error) {
-	sig, err := schnorr.Sign(k.key, msg[:], schnorr.CustomNonce(auxRand))
+	return signBIP340(k, msg, schnorr.CustomNonce(auxRand))
+}
+
+func signBIP340(k *PrivateKey, msg [32]byte, opts ...schnorr.SignOption) (Signature, error) {
+	sig, err := schnorr.Sign(k.key, msg[:], opts...)
 	if err != nil {
 		return Signature{}, fmt.Errorf("identity: signing: %w", err)
 	}
