@@ -121,6 +121,8 @@ func decodeBitcoinProof(b []byte) (bitcoinProof, error) {
 	return p, nil
 }
 
+func init() { RegisterAnchorKind(KindBitcoinOpReturn, verifyBitcoinAnchor) }
+
 // verifyBitcoinAnchor checks a KindBitcoinOpReturn proof offline: the
 // transaction commits p.Digest in an OP_RETURN output, its Merkle branch
 // leads to the header's Merkle root, and the header's hash meets the

@@ -486,6 +486,8 @@ func (t *OTSTimestamp) Leaves(msg []byte) ([]OTSLeaf, error) {
 	return out, err
 }
 
+func init() { RegisterAnchorKind(KindOpenTimestamps, verifyOTSAnchor) }
+
 // verifyOTSAnchor checks a KindOpenTimestamps proof offline: the file
 // timestamps p.Digest, and (if complete) its lowest Bitcoin attestation
 // names the height and the Merkle root the block must have.
