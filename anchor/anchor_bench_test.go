@@ -2,7 +2,6 @@ package anchor
 
 import (
 	"bytes"
-	"os"
 	"testing"
 	"time"
 
@@ -49,24 +48,6 @@ func BenchmarkVerifyBitcoinAnchor(b *testing.B) {
 	if _, err := VerifyAnchor(p); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := VerifyAnchor(p); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkVerifyOTSAnchor(b *testing.B) {
-	raw, err := os.ReadFile("testdata/ots-vector.ots")
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := ParseOTSFile(raw)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := AnchorProof{Kind: KindOpenTimestamps, Digest: f.Digest, Proof: raw}
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := VerifyAnchor(p); err != nil {

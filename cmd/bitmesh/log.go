@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bitmesh/bitmesh/anchor"
+	_ "github.com/bitmesh/bitmesh/anchor/ots" // registers the verifier of OpenTimestamps anchors in receipts
 	"github.com/bitmesh/bitmesh/identity"
 )
 
