@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/bitmesh/bitmesh/anchor"
-	_ "github.com/bitmesh/bitmesh/anchor/ots" // registers the verifier of OpenTimestamps anchors in receipts
+	// The verifiers of the anchors in receipts, for anchor.VerifyReceipt.
+	_ "github.com/bitmesh/bitmesh/anchor/bitcoin"
+	_ "github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/identity"
 )
 
