@@ -9,14 +9,15 @@ import (
 )
 
 // Anchor kinds: the ways a checkpoint can be timestamped publicly. Each
-// kind's proof format is specified in PROTOCOL.md §18.
+// kind's proof format is specified in PROTOCOL.md §18, and each is
+// implemented, and its verifier registered, by its own package.
 const (
 	// KindBitcoinOpReturn: the digest sits in an OP_RETURN output of a
 	// Bitcoin transaction; the proof is the transaction, its Merkle path and
-	// the block header (bitcoin.go).
+	// the block header (package anchor/bitcoin).
 	KindBitcoinOpReturn = "bitcoin-opreturn"
 	// KindOpenTimestamps: the proof is a standard OpenTimestamps .ots file
-	// for the checkpoint body (ots.go).
+	// for the checkpoint body (package anchor/ots).
 	KindOpenTimestamps = "opentimestamps"
 )
 
