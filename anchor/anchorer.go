@@ -4,18 +4,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"sync"
 	"time"
 )
 
 // Anchor kinds: the ways a checkpoint can be timestamped publicly. Each
-// kind's proof format is specified in PROTOCOL.md §18.
+// kind's proof format is specified in PROTOCOL.md §18, and each is
+// implemented, and its verifier registered, by its own package.
 const (
 	// KindBitcoinOpReturn: the digest sits in an OP_RETURN output of a
 	// Bitcoin transaction; the proof is the transaction, its Merkle path and
-	// the block header (bitcoin.go).
+	// the block header (package anchor/bitcoin).
 	KindBitcoinOpReturn = "bitcoin-opreturn"
 	// KindOpenTimestamps: the proof is a standard OpenTimestamps .ots file
-	// for the checkpoint body (ots.go).
+	// for the checkpoint body (package anchor/ots).
 	KindOpenTimestamps = "opentimestamps"
 )
 
@@ -77,16 +79,83 @@ func AnchorDigest(c Checkpoint) [32]byte { return sha256.Sum256(c.Marshal()) }
 // VerifyAnchor checks an anchor proof offline and returns what it attests.
 // A pending proof is checked as far as it goes and returns an error
 // wrapping ErrAnchorPending.
+//
+// The check itself is the verifier registered for p.Kind with
+// RegisterAnchorKind: a program links one in by importing the kind's
+// package (anchor/bitcoin, anchor/ots). A proof of a kind without a
+// verifier is refused, never waved through: the error is an
+// *UnknownAnchorKindError, which wraps ErrUnknownAnchorKind and names the
+// package to import.
 func VerifyAnchor(p AnchorProof) (AnchorAttestation, error) {
 	if len(p.Proof) > MaxAnchorProofSize {
 		return AnchorAttestation{}, fmt.Errorf("%w: proof of %d bytes exceeds %d", ErrAnchorInvalid, len(p.Proof), MaxAnchorProofSize)
 	}
-	switch p.Kind {
-	case KindBitcoinOpReturn:
-		return verifyBitcoinAnchor(p)
-	case KindOpenTimestamps:
-		return verifyOTSAnchor(p)
-	default:
-		return AnchorAttestation{}, fmt.Errorf("%w: %q", ErrUnknownAnchorKind, p.Kind)
+	verifiers.RLock()
+	verify := verifiers.m[p.Kind]
+	verifiers.RUnlock()
+	if verify == nil {
+		return AnchorAttestation{}, &UnknownAnchorKindError{Kind: p.Kind}
 	}
+	return verify(p)
 }
+
+// verifiers maps each registered anchor kind to its offline verifier.
+var verifiers struct {
+	sync.RWMutex
+	m map[string]func(AnchorProof) (AnchorAttestation, error)
+}
+
+// RegisterAnchorKind makes VerifyAnchor (and so VerifyReceipt) check proofs
+// of kind with verify. It is meant for the init function of the package
+// that implements the kind, as crypto.RegisterHash and image.RegisterFormat
+// are: anchor/bitcoin registers KindBitcoinOpReturn, anchor/ots
+// KindOpenTimestamps, so importing one of them, even as
+// `import _ "github.com/bitmesh/bitmesh/anchor/ots"`, is what lets a
+// program verify that kind.
+//
+// verify receives proofs no larger than MaxAnchorProofSize and must fail
+// with an error wrapping ErrAnchorInvalid for a proof that does not hold,
+// or ErrAnchorPending for one not yet confirmed. It must be safe for
+// concurrent use. RegisterAnchorKind panics if kind is empty, verify is
+// nil, or kind already has a verifier: two packages claiming one kind is a
+// programming error, and letting the later one win would make what a
+// proof means depend on import order. It is safe for concurrent use.
+func RegisterAnchorKind(kind string, verify func(AnchorProof) (AnchorAttestation, error)) {
+	if kind == "" || verify == nil {
+		panic("anchor: RegisterAnchorKind needs a kind and a verifier")
+	}
+	verifiers.Lock()
+	defer verifiers.Unlock()
+	if _, dup := verifiers.m[kind]; dup {
+		panic(fmt.Sprintf("anchor: RegisterAnchorKind called twice for kind %q", kind))
+	}
+	if verifiers.m == nil {
+		verifiers.m = make(map[string]func(AnchorProof) (AnchorAttestation, error))
+	}
+	verifiers.m[kind] = verify
+}
+
+// kindPackages names, for the kinds this module implements, the package
+// whose import registers the kind's verifier.
+var kindPackages = map[string]string{
+	KindBitcoinOpReturn: "github.com/bitmesh/bitmesh/anchor/bitcoin",
+	KindOpenTimestamps:  "github.com/bitmesh/bitmesh/anchor/ots",
+}
+
+// UnknownAnchorKindError is VerifyAnchor's error for a proof of a kind no
+// verifier is registered for: a kind this version does not know, or one
+// whose package the program does not import. It wraps
+// ErrUnknownAnchorKind.
+type UnknownAnchorKindError struct {
+	Kind string // the proof's kind
+}
+
+func (e *UnknownAnchorKindError) Error() string {
+	if pkg, ok := kindPackages[e.Kind]; ok {
+		return fmt.Sprintf("anchor: no verifier for kind %q (import %s)", e.Kind, pkg)
+	}
+	return fmt.Sprintf("anchor: no verifier for kind %q (unknown anchor kind)", e.Kind)
+}
+
+// Unwrap returns ErrUnknownAnchorKind.
+func (e *UnknownAnchorKindError) Unwrap() error { return ErrUnknownAnchorKind }

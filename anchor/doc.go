@@ -1,15 +1,34 @@
 // Package anchor keeps per-topic append-only Merkle logs, so that anyone can
 // check that an envelope was accepted and that a log never rewrites its past.
-// On the data path (see DESIGN.md) a node appends every accepted envelope of a
-// logged topic to that topic's log before handing it to subscribers.
+// On the data path (docs/ARCHITECTURE.md, "The path of a message") the
+// anchor/meshlog extension appends every accepted envelope of a logged
+// topic to that topic's log before the node hands it to subscribers.
 //
-// What exists now is the durable log core. Hashing and proofs follow RFC 9162
-// (leaf hash SHA-256(0x00 || data), node hash SHA-256(0x01 || left ||
-// right)) through github.com/transparency-dev/merkle, so any RFC 9162
-// verifier, such as merkle/proof.VerifyInclusion, checks its proofs. Signed
-// checkpoints (C2SP tlog-checkpoint), witness cosigning and Bitcoin /
-// OpenTimestamps anchoring of checkpoints come next and build on Log.Root,
-// Log.RootAt and the proofs.
+// The package has these parts, each building on the one before:
+//
+//   - The durable log (log.go, store.go, meta.go): Log over a Store
+//     (BoltStore on disk, MemoryStore in tests), with a MetaStore for small
+//     per-log records. Hashing and proofs follow RFC 9162 (leaf hash
+//     SHA-256(0x00 || data), node hash SHA-256(0x01 || left || right))
+//     through github.com/transparency-dev/merkle, so any RFC 9162 verifier,
+//     such as merkle/proof.VerifyInclusion, checks its proofs.
+//   - Checkpoints (checkpoint.go): Checkpoint is a C2SP tlog-checkpoint body
+//     committing to Log.Root; SignCheckpoint signs it as a C2SP signed note,
+//     Cosign adds a witness cosignature (C2SP cosignature/v1 with BIP-340),
+//     VerifyCosignatures checks both, and Equivocation proves a log signed
+//     two inconsistent checkpoints.
+//   - Receipts (receipt.go): a Receipt is an envelope with its inclusion
+//     proof, the signed and cosigned checkpoint and that checkpoint's anchor
+//     proofs; VerifyReceipt checks it offline (PROTOCOL.md §17.7).
+//   - The anchoring interface (anchorer.go): an Anchorer timestamps a
+//     checkpoint's AnchorDigest in a public system and returns an
+//     AnchorProof; VerifyAnchor checks one offline. The implementations live
+//     in their own packages, anchor/bitcoin (OP_RETURN outputs) and
+//     anchor/ots (OpenTimestamps), and register their verifiers with
+//     RegisterAnchorKind when imported. A program that verifies receipts
+//     must import the packages of the kinds it accepts (a blank import
+//     does); a proof of a kind whose package is not linked in is refused
+//     with an *UnknownAnchorKindError, never accepted unchecked.
 //
 // Using a log takes a Store and a name:
 //
@@ -44,5 +63,7 @@
 //     starts no goroutines, so there is nothing else to stop.
 //
 // Leaves are bounded by MaxLeafSize, batches by MaxBatchLeaves. The package
-// does no IO of its own besides the Store and never reads the clock.
+// does no IO of its own besides the Store and never reads the clock
+// (Cosign takes the time as an argument); anchoring, which talks to the
+// network, is in anchor/bitcoin and anchor/ots.
 package anchor

@@ -81,11 +81,14 @@ var (
 	ErrInclusion = errors.New("anchor: inclusion proof invalid")
 )
 
-// Anchoring failures. Errors from anchorer.go, bitcoin.go and ots.go wrap
-// one of them.
+// Anchoring failures. Errors from VerifyAnchor, and from the verifiers and
+// Anchorers of the kind packages (anchor/bitcoin, anchor/ots), wrap one of
+// them.
 var (
-	// ErrUnknownAnchorKind is returned for an anchor proof of a kind this
-	// version does not know.
+	// ErrUnknownAnchorKind is returned for an anchor proof of a kind no
+	// verifier is registered for (RegisterAnchorKind): one this version
+	// does not know, or one whose package the program does not import. The
+	// error is an *UnknownAnchorKindError naming that package.
 	ErrUnknownAnchorKind = errors.New("anchor: unknown anchor kind")
 	// ErrAnchorInvalid is returned when an anchor proof does not parse or
 	// does not lead from its digest to a block.

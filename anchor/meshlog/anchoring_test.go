@@ -13,6 +13,7 @@ import (
 
 	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
+	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/node"
 )
 
@@ -21,18 +22,18 @@ import (
 // header attestation.
 func newCalendar(t *testing.T, confirmed *atomic.Bool) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var t *anchor.OTSTimestamp
+		var t *ots.Timestamp
 		switch {
 		case r.Method == http.MethodPost && r.URL.Path == "/digest":
-			t = &anchor.OTSTimestamp{Attestations: []anchor.OTSAttestation{anchor.PendingAttestation("http://" + r.Host)}}
+			t = &ots.Timestamp{Attestations: []ots.Attestation{ots.PendingAttestation("http://" + r.Host)}}
 		case strings.HasPrefix(r.URL.Path, "/timestamp/") && confirmed.Load():
-			t = &anchor.OTSTimestamp{Ops: []anchor.OTSBranch{{Op: anchor.OTSOp{Tag: anchor.OTSOpSHA256},
-				Stamp: &anchor.OTSTimestamp{Attestations: []anchor.OTSAttestation{anchor.BitcoinAttestation(4242)}}}}}
+			t = &ots.Timestamp{Ops: []ots.Branch{{Op: ots.Op{Tag: ots.OpSHA256},
+				Stamp: &ots.Timestamp{Attestations: []ots.Attestation{ots.BitcoinAttestation(4242)}}}}}
 		default:
 			http.Error(w, "Pending confirmation in Bitcoin blockchain", http.StatusNotFound)
 			return
 		}
-		b, _ := anchor.MarshalTimestamp(t)
+		b, _ := ots.MarshalTimestamp(t)
 		w.Write(b)
 	}))
 	t.Cleanup(srv.Close)
@@ -44,7 +45,7 @@ func newCalendar(t *testing.T, confirmed *atomic.Bool) *httptest.Server {
 func TestReceiptCarriesAnchor(t *testing.T) {
 	var confirmed atomic.Bool
 	cal := newCalendar(t, &confirmed)
-	ots, err := anchor.NewOTSAnchorer(anchor.OTSConfig{Calendars: []string{cal.URL}})
+	otsAnchorer, err := ots.NewAnchorer(ots.Config{Calendars: []string{cal.URL}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func TestReceiptCarriesAnchor(t *testing.T) {
 	lc := meshlog.DefaultConfig()
 	lc.Topics = []string{topic}
 	lc.CheckpointInterval = 50 * time.Millisecond
-	lc.Anchorers = []anchor.Anchorer{ots}
+	lc.Anchorers = []anchor.Anchorer{otsAnchorer}
 	ml, err := meshlog.New(lc)
 	if err != nil {
 		t.Fatal(err)

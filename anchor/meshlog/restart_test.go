@@ -14,6 +14,7 @@ import (
 
 	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
+	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
@@ -126,13 +127,13 @@ func TestRestartKeepsCheckpoints(t *testing.T) {
 	// one signed before the restart.
 	var confirmed atomic.Bool
 	confirmed.Store(true)
-	ots, err := anchor.NewOTSAnchorer(anchor.OTSConfig{Calendars: []string{newCalendar(t, &confirmed).URL}})
+	otsAnchorer, err := ots.NewAnchorer(ots.Config{Calendars: []string{newCalendar(t, &confirmed).URL}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	anchoring := func(c *meshlog.Config) {
 		c.CheckpointInterval = 20 * time.Millisecond
-		c.Anchorers = []anchor.Anchorer{ots}
+		c.Anchorers = []anchor.Anchorer{otsAnchorer}
 	}
 	n, ml, err = startDataNode(t, dir, key, topic, nil, anchoring)
 	if err != nil {

@@ -7,14 +7,14 @@ import (
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/chaincfg"
 
-	"github.com/bitmesh/bitmesh/anchor"
+	"github.com/bitmesh/bitmesh/anchor/bitcoin"
 	"github.com/bitmesh/bitmesh/identity"
 )
 
 // newBitcoinAnchorer makes the OP_RETURN anchorer of `node
 // --anchor-bitcoin-rpc`: the RPC credentials come from the URL, and the
 // device key (secp256k1, like Bitcoin's) pays for the transactions.
-func newBitcoinAnchorer(rawURL, network string, key *identity.PrivateKey) (*anchor.BitcoinAnchorer, error) {
+func newBitcoinAnchorer(rawURL, network string, key *identity.PrivateKey) (*bitcoin.Anchorer, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--anchor-bitcoin-rpc: %q is not an http(s) URL", rawURL)
@@ -26,7 +26,7 @@ func newBitcoinAnchorer(rawURL, network string, key *identity.PrivateKey) (*anch
 	if params == nil {
 		return nil, fmt.Errorf("--anchor-bitcoin-net: unknown network %q", network)
 	}
-	cfg := anchor.BitcoinConfig{Net: params, Key: func() *btcec.PrivateKey {
+	cfg := bitcoin.Config{Net: params, Key: func() *btcec.PrivateKey {
 		k, _ := btcec.PrivKeyFromBytes(key.Bytes())
 		return k
 	}()}
@@ -36,5 +36,5 @@ func newBitcoinAnchorer(rawURL, network string, key *identity.PrivateKey) (*anch
 		u.User = nil
 	}
 	cfg.RPCURL = u.String()
-	return anchor.NewBitcoinAnchorer(cfg)
+	return bitcoin.NewAnchorer(cfg)
 }

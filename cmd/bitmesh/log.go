@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/bitmesh/bitmesh/anchor"
+	// The verifiers of the anchors in receipts, for anchor.VerifyReceipt.
+	_ "github.com/bitmesh/bitmesh/anchor/bitcoin"
+	_ "github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/identity"
 )
 

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
+	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/identity"
 )
 
@@ -33,10 +33,10 @@ func TestLogReceiptOffline(t *testing.T) {
 	// An OpenTimestamps calendar that confirms at once: node A anchors its
 	// checkpoints there, so the receipt carries a complete .ots proof.
 	cal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := anchor.MarshalTimestamp(&anchor.OTSTimestamp{
-			Attestations: []anchor.OTSAttestation{anchor.PendingAttestation("http://" + r.Host)},
-			Ops: []anchor.OTSBranch{{Op: anchor.OTSOp{Tag: anchor.OTSOpSHA256},
-				Stamp: &anchor.OTSTimestamp{Attestations: []anchor.OTSAttestation{anchor.BitcoinAttestation(4242)}}}},
+		b, _ := ots.MarshalTimestamp(&ots.Timestamp{
+			Attestations: []ots.Attestation{ots.PendingAttestation("http://" + r.Host)},
+			Ops: []ots.Branch{{Op: ots.Op{Tag: ots.OpSHA256},
+				Stamp: &ots.Timestamp{Attestations: []ots.Attestation{ots.BitcoinAttestation(4242)}}}},
 		})
 		w.Write(b)
 	}))

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
+	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/bitmesh/bitmesh/node/control"
@@ -115,11 +115,11 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lc.Topics, lc.Witness, lc.CheckpointEvery, lc.CheckpointInterval = logTopics, !*noWitness, *ckEvery, *ckInterval
 	lc.AnchorInterval = *anchorEvery
 	if len(calendars) > 0 {
-		ots, err := anchor.NewOTSAnchorer(anchor.OTSConfig{Calendars: calendars})
+		otsAnchorer, err := ots.NewAnchorer(ots.Config{Calendars: calendars})
 		if err != nil {
 			return err
 		}
-		lc.Anchorers = append(lc.Anchorers, ots)
+		lc.Anchorers = append(lc.Anchorers, otsAnchorer)
 	}
 	if *btcRPC != "" {
 		key, _, err := identity.LoadOrCreate(identity.KeyPath(d.dir), pass)

@@ -1,4 +1,4 @@
-package anchor
+package ots
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/bitmesh/bitmesh/anchor"
 )
 
 var updateOTS = flag.Bool("update-ots", false, "rewrite testdata/ots-vector.ots")
@@ -56,11 +58,11 @@ func (c *fakeCalendar) serve(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		c.pending[hex.EncodeToString(msg[:])] = true
 		c.mu.Unlock()
-		b, _ := MarshalTimestamp(&OTSTimestamp{Ops: []OTSBranch{{
-			Op: OTSOp{Tag: OTSOpPrepend, Arg: fakeTime},
-			Stamp: &OTSTimestamp{Ops: []OTSBranch{{
-				Op:    OTSOp{Tag: OTSOpSHA256},
-				Stamp: &OTSTimestamp{Attestations: []OTSAttestation{PendingAttestation("http://" + r.Host)}},
+		b, _ := MarshalTimestamp(&Timestamp{Ops: []Branch{{
+			Op: Op{Tag: OpPrepend, Arg: fakeTime},
+			Stamp: &Timestamp{Ops: []Branch{{
+				Op:    Op{Tag: OpSHA256},
+				Stamp: &Timestamp{Attestations: []Attestation{PendingAttestation("http://" + r.Host)}},
 			}}},
 		}}})
 		w.Write(b)
@@ -74,13 +76,13 @@ func (c *fakeCalendar) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		// The commitment's path to a block's Merkle root: a sibling, and
 		// Bitcoin's double SHA-256.
-		b, _ := MarshalTimestamp(&OTSTimestamp{Ops: []OTSBranch{{
-			Op: OTSOp{Tag: OTSOpAppend, Arg: bytes.Repeat([]byte{0xab}, 32)},
-			Stamp: &OTSTimestamp{Ops: []OTSBranch{{
-				Op: OTSOp{Tag: OTSOpSHA256},
-				Stamp: &OTSTimestamp{Ops: []OTSBranch{{
-					Op:    OTSOp{Tag: OTSOpSHA256},
-					Stamp: &OTSTimestamp{Attestations: []OTSAttestation{BitcoinAttestation(fakeHeight)}},
+		b, _ := MarshalTimestamp(&Timestamp{Ops: []Branch{{
+			Op: Op{Tag: OpAppend, Arg: bytes.Repeat([]byte{0xab}, 32)},
+			Stamp: &Timestamp{Ops: []Branch{{
+				Op: Op{Tag: OpSHA256},
+				Stamp: &Timestamp{Ops: []Branch{{
+					Op:    Op{Tag: OpSHA256},
+					Stamp: &Timestamp{Attestations: []Attestation{BitcoinAttestation(fakeHeight)}},
 				}}},
 			}}},
 		}}})
@@ -107,7 +109,7 @@ func inspectWithReference(t *testing.T, path string) []string {
 // ownInspection prints what ots_inspect.py prints, from this package's parse.
 func ownInspection(t *testing.T, b []byte) []string {
 	t.Helper()
-	f, err := ParseOTSFile(b)
+	f, err := ParseFile(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,10 +125,10 @@ func ownInspection(t *testing.T, b []byte) []string {
 	var btc, pend []string
 	for _, l := range leaves {
 		switch l.Attestation.Tag {
-		case OTSBitcoinTag:
+		case BitcoinTag:
 			h, _ := l.Attestation.bitcoinHeight()
 			btc = append(btc, fmt.Sprintf("bitcoin %d %x", h, l.Msg))
-		case OTSPendingTag:
+		case PendingTag:
 			u, _ := l.Attestation.pendingURI()
 			pend = append(pend, fmt.Sprintf("pending %s %x", u, l.Msg))
 		}
@@ -136,26 +138,26 @@ func ownInspection(t *testing.T, b []byte) []string {
 	return append(append(lines, btc...), pend...)
 }
 
-func TestOTSAnchorWithLocalCalendar(t *testing.T) {
+func TestAnchorWithLocalCalendar(t *testing.T) {
 	cal := newFakeCalendar(t)
 	cal2 := newFakeCalendar(t)
-	a, err := NewOTSAnchorer(OTSConfig{Calendars: []string{cal.srv.URL, cal2.srv.URL}, MinResponses: 2})
+	a, err := NewAnchorer(Config{Calendars: []string{cal.srv.URL, cal2.srv.URL}, MinResponses: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	c := Checkpoint{Origin: "bitmesh/test/topic", Size: 7, Root: [32]byte{7}}
+	c := anchor.Checkpoint{Origin: "bitmesh/test/topic", Size: 7, Root: [32]byte{7}}
 	p, err := a.Anchor(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Pending || p.Digest != AnchorDigest(c) {
+	if !p.Pending || p.Digest != anchor.AnchorDigest(c) {
 		t.Fatalf("fresh proof pending=%v digest=%x", p.Pending, p.Digest)
 	}
-	if _, err := VerifyAnchor(p); !errors.Is(err, ErrAnchorPending) {
+	if _, err := anchor.VerifyAnchor(p); !errors.Is(err, anchor.ErrAnchorPending) {
 		t.Fatalf("pending proof: %v", err)
 	}
-	if _, err := a.Upgrade(ctx, p); !errors.Is(err, ErrAnchorPending) {
+	if _, err := a.Upgrade(ctx, p); !errors.Is(err, anchor.ErrAnchorPending) {
 		t.Fatalf("upgrade before mining: %v", err)
 	}
 	dir := t.TempDir()
@@ -191,11 +193,11 @@ func TestOTSAnchorWithLocalCalendar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, err := VerifyAnchor(done)
+	at, err := anchor.VerifyAnchor(done)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if at.BlockHeight != fakeHeight || at.Kind != KindOpenTimestamps {
+	if at.BlockHeight != fakeHeight || at.Kind != anchor.KindOpenTimestamps {
 		t.Fatalf("attestation %+v", at)
 	}
 	check("upgraded.ots", done.Proof, 1)
@@ -207,22 +209,22 @@ func TestOTSAnchorWithLocalCalendar(t *testing.T) {
 	}
 }
 
-// TestOTSVector checks the committed test vector (PROTOCOL.md §18.5): made
+// TestVector checks the committed test vector (PROTOCOL.md §18.5): made
 // with a fixed nonce and calendar answers, so regenerating it with
 // -update-ots reproduces the same bytes.
-func TestOTSVector(t *testing.T) {
-	c := Checkpoint{Origin: "example/vector", Size: 1, Root: sha256.Sum256([]byte("leaf"))}
-	digest := AnchorDigest(c)
+func TestVector(t *testing.T) {
+	c := anchor.Checkpoint{Origin: "example/vector", Size: 1, Root: sha256.Sum256([]byte("leaf"))}
+	digest := anchor.AnchorDigest(c)
 	nonce := bytes.Repeat([]byte{0x42}, 16)
 	commitment := sha256.Sum256(append(digest[:], nonce...))
-	f := OTSFile{Digest: digest, Timestamp: &OTSTimestamp{Ops: []OTSBranch{{
-		Op: OTSOp{Tag: OTSOpAppend, Arg: nonce},
-		Stamp: &OTSTimestamp{Ops: []OTSBranch{{
-			Op: OTSOp{Tag: OTSOpSHA256},
-			Stamp: &OTSTimestamp{
-				Attestations: []OTSAttestation{PendingAttestation("https://calendar.example")},
-				Ops: []OTSBranch{{Op: OTSOp{Tag: OTSOpSHA256}, Stamp: &OTSTimestamp{
-					Attestations: []OTSAttestation{BitcoinAttestation(123456)}}}},
+	f := File{Digest: digest, Timestamp: &Timestamp{Ops: []Branch{{
+		Op: Op{Tag: OpAppend, Arg: nonce},
+		Stamp: &Timestamp{Ops: []Branch{{
+			Op: Op{Tag: OpSHA256},
+			Stamp: &Timestamp{
+				Attestations: []Attestation{PendingAttestation("https://calendar.example")},
+				Ops: []Branch{{Op: Op{Tag: OpSHA256}, Stamp: &Timestamp{
+					Attestations: []Attestation{BitcoinAttestation(123456)}}}},
 			},
 		}}},
 	}}}}
@@ -250,27 +252,27 @@ func TestOTSVector(t *testing.T) {
 	if !slices.Equal(ref, wantRef) {
 		t.Fatalf("reference reads %v, want %v", ref, wantRef)
 	}
-	at, err := VerifyAnchor(AnchorProof{Kind: KindOpenTimestamps, Digest: digest, Proof: b})
+	at, err := anchor.VerifyAnchor(anchor.AnchorProof{Kind: anchor.KindOpenTimestamps, Digest: digest, Proof: b})
 	if err != nil || at.BlockHeight != 123456 || at.MerkleRoot != root {
 		t.Fatalf("attestation %+v, %v", at, err)
 	}
 }
 
-func TestOTSRejects(t *testing.T) {
+func TestRejects(t *testing.T) {
 	good, err := os.ReadFile("testdata/ots-vector.ots")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := ParseOTSFile(good)
+	f, err := ParseFile(good)
 	if err != nil {
 		t.Fatal(err)
 	}
 	deep := slices.Clone(good[:len(otsMagic)+2+32])
 	for range otsMaxDepth + 1 {
-		deep = append(deep, OTSOpSHA256)
+		deep = append(deep, OpSHA256)
 	}
 	deep = append(deep, 0)
-	deep = append(deep, OTSBitcoinTag[:]...)
+	deep = append(deep, BitcoinTag[:]...)
 	deep = append(deep, 1, 0)
 	for _, tc := range []struct {
 		name   string
@@ -280,7 +282,7 @@ func TestOTSRejects(t *testing.T) {
 		{"other digest", good, [32]byte{1}},
 		{"bad magic", append([]byte{1}, good[1:]...), f.Digest},
 		{"version 2", slices.Concat(otsMagic, []byte{2}, good[len(otsMagic)+1:]), f.Digest},
-		{"sha1 file hash", slices.Concat(otsMagic, []byte{1, OTSOpSHA1}, good[len(otsMagic)+2:]), f.Digest},
+		{"sha1 file hash", slices.Concat(otsMagic, []byte{1, OpSHA1}, good[len(otsMagic)+2:]), f.Digest},
 		{"truncated", good[:len(good)-1], f.Digest},
 		{"trailing byte", append(slices.Clone(good), 0), f.Digest},
 		{"unknown op", slices.Concat(good[:len(otsMagic)+2+32], []byte{0x55}), f.Digest},
@@ -288,22 +290,22 @@ func TestOTSRejects(t *testing.T) {
 		{"empty", nil, f.Digest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := VerifyAnchor(AnchorProof{Kind: KindOpenTimestamps, Digest: tc.digest, Proof: tc.b})
-			if !errors.Is(err, ErrAnchorInvalid) {
+			_, err := anchor.VerifyAnchor(anchor.AnchorProof{Kind: anchor.KindOpenTimestamps, Digest: tc.digest, Proof: tc.b})
+			if !errors.Is(err, anchor.ErrAnchorInvalid) {
 				t.Fatalf("err = %v, want ErrAnchorInvalid", err)
 			}
 		})
 	}
 }
 
-func FuzzParseOTSFile(f *testing.F) {
+func FuzzParseFile(f *testing.F) {
 	if b, err := os.ReadFile("testdata/ots-vector.ots"); err == nil {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		file, err := ParseOTSFile(b)
+		file, err := ParseFile(b)
 		if err != nil {
-			if !errors.Is(err, ErrAnchorInvalid) {
+			if !errors.Is(err, anchor.ErrAnchorInvalid) {
 				t.Fatalf("untyped error %v", err)
 			}
 			return
@@ -312,7 +314,7 @@ func FuzzParseOTSFile(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ParseOTSFile(again); err != nil {
+		if _, err := ParseFile(again); err != nil {
 			t.Fatalf("re-encoded file does not parse: %v", err)
 		}
 		_, _ = file.Timestamp.Leaves(file.Digest[:]) // must not panic

@@ -1,4 +1,4 @@
-package anchor
+package bitcoin
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/btcsuite/btcd/btcec/v2"
 	"github.com/btcsuite/btcd/chaincfg"
+
+	"github.com/bitmesh/bitmesh/anchor"
 )
 
 // btcdBinary finds btcd on PATH or in GOPATH/bin. The Bitcoin tests run a
@@ -45,7 +47,7 @@ func freePort(t *testing.T) int {
 }
 
 // startBtcd runs btcd on simnet on loopback, mining to miningAddr, with the
-// indexes BitcoinAnchorer needs, and returns its RPC URL.
+// indexes Anchorer needs, and returns its RPC URL.
 func startBtcd(t *testing.T, miningAddr string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -69,12 +71,12 @@ func startBtcd(t *testing.T, miningAddr string) string {
 	return "http://" + rpc
 }
 
-func TestBitcoinAnchorOnSimnet(t *testing.T) {
+func TestAnchorOnSimnet(t *testing.T) {
 	key, err := btcec.NewPrivateKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewBitcoinAnchorer(BitcoinConfig{RPCUser: "bitmesh", RPCPass: "bitmesh", Net: &chaincfg.SimNetParams, Key: key, RPCURL: "http://placeholder"})
+	a, err := NewAnchorer(Config{RPCUser: "bitmesh", RPCPass: "bitmesh", Net: &chaincfg.SimNetParams, Key: key, RPCURL: "http://placeholder"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestBitcoinAnchorOnSimnet(t *testing.T) {
 	}
 	generate(101)
 
-	for round, c := range []Checkpoint{
+	for round, c := range []anchor.Checkpoint{
 		{Origin: "bitmesh/simnet/topic", Size: 3, Root: [32]byte{3}},
 		{Origin: "bitmesh/simnet/topic", Size: 9, Root: [32]byte{9}}, // spends the first anchor's change
 	} {
@@ -111,13 +113,13 @@ func TestBitcoinAnchorOnSimnet(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: anchor: %v", round, err)
 		}
-		if !p.Pending || p.Digest != AnchorDigest(c) {
+		if !p.Pending || p.Digest != anchor.AnchorDigest(c) {
 			t.Fatalf("round %d: fresh proof pending=%v digest=%x", round, p.Pending, p.Digest)
 		}
-		if _, err := VerifyAnchor(p); !errors.Is(err, ErrAnchorPending) {
+		if _, err := anchor.VerifyAnchor(p); !errors.Is(err, anchor.ErrAnchorPending) {
 			t.Fatalf("round %d: pending proof verifies as %v", round, err)
 		}
-		if _, err := a.Upgrade(ctx, p); !errors.Is(err, ErrAnchorPending) {
+		if _, err := a.Upgrade(ctx, p); !errors.Is(err, anchor.ErrAnchorPending) {
 			t.Fatalf("round %d: upgrade before mining: %v", round, err)
 		}
 		generate(1)
@@ -125,7 +127,7 @@ func TestBitcoinAnchorOnSimnet(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: upgrade: %v", round, err)
 		}
-		at, err := VerifyAnchor(done)
+		at, err := anchor.VerifyAnchor(done)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
@@ -146,7 +148,7 @@ func TestBitcoinAnchorOnSimnet(t *testing.T) {
 }
 
 // checkBitcoinProofTampering changes each part of a valid proof in turn.
-func checkBitcoinProofTampering(t *testing.T, good AnchorProof) {
+func checkBitcoinProofTampering(t *testing.T, good anchor.AnchorProof) {
 	p, err := decodeBitcoinProof(good.Proof)
 	if err != nil {
 		t.Fatal(err)
@@ -179,9 +181,9 @@ func checkBitcoinProofTampering(t *testing.T, good AnchorProof) {
 		{"pending length", good.Digest, []byte{0, 1, 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := VerifyAnchor(AnchorProof{Kind: KindBitcoinOpReturn, Digest: tc.digest, Proof: tc.proof})
-			if !errors.Is(err, ErrAnchorInvalid) {
-				t.Fatalf("err = %v, want ErrAnchorInvalid", err)
+			_, err := anchor.VerifyAnchor(anchor.AnchorProof{Kind: anchor.KindBitcoinOpReturn, Digest: tc.digest, Proof: tc.proof})
+			if !errors.Is(err, anchor.ErrAnchorInvalid) {
+				t.Fatalf("err = %v, want anchor.ErrAnchorInvalid", err)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package anchor
+package bitcoin
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"github.com/btcsuite/btcd/btcutil"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/wire"
+
+	"github.com/bitmesh/bitmesh/anchor"
 )
 
 // TestMerkleBranchMatchesBtcd folds every transaction's branch and compares
@@ -47,7 +49,7 @@ func FuzzDecodeBitcoinProof(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := decodeBitcoinProof(b)
 		if err != nil {
-			if !errors.Is(err, ErrAnchorInvalid) {
+			if !errors.Is(err, anchor.ErrAnchorInvalid) {
 				t.Fatalf("untyped error %v", err)
 			}
 			return
@@ -55,7 +57,7 @@ func FuzzDecodeBitcoinProof(f *testing.F) {
 		if got := p.encode(); string(got) != string(b) {
 			t.Fatalf("decoded proof re-encodes differently")
 		}
-		if _, err := VerifyAnchor(AnchorProof{Kind: KindBitcoinOpReturn, Proof: b}); err == nil && p.pending {
+		if _, err := anchor.VerifyAnchor(anchor.AnchorProof{Kind: anchor.KindBitcoinOpReturn, Proof: b}); err == nil && p.pending {
 			t.Fatal("a pending proof verified")
 		}
 	})

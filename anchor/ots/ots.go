@@ -1,4 +1,4 @@
-package anchor
+package ots
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/crypto/ripemd160" //nolint:staticcheck // OpenTimestamps op 0x03 needs RIPEMD-160
 	"golang.org/x/crypto/sha3"
+
+	"github.com/bitmesh/bitmesh/anchor"
 )
 
 // The OpenTimestamps detached-timestamp (.ots) file format, as the
@@ -25,109 +27,111 @@ const (
 	otsFork           = 0xff
 
 	// Ops, by tag.
-	OTSOpSHA1      = 0x02
-	OTSOpRIPEMD160 = 0x03
-	OTSOpSHA256    = 0x08
-	OTSOpKeccak256 = 0x67
-	OTSOpAppend    = 0xf0
-	OTSOpPrepend   = 0xf1
-	OTSOpReverse   = 0xf2
-	OTSOpHexlify   = 0xf3
+	OpSHA1      = 0x02
+	OpRIPEMD160 = 0x03
+	OpSHA256    = 0x08
+	OpKeccak256 = 0x67
+	OpAppend    = 0xf0
+	OpPrepend   = 0xf1
+	OpReverse   = 0xf2
+	OpHexlify   = 0xf3
 
-	otsMaxMsg         = 4096 // the reference's MAX_MSG_LENGTH and MAX_RESULT_LENGTH
-	otsMaxPayload     = 8192 // an attestation's payload
-	otsMaxURI         = 1000
-	otsMaxDepth       = 256 // the reference's recursion limit
-	MaxOTSFileSize    = MaxAnchorProofSize
+	otsMaxMsg     = 4096 // the reference's MAX_MSG_LENGTH and MAX_RESULT_LENGTH
+	otsMaxPayload = 8192 // an attestation's payload
+	otsMaxURI     = 1000
+	otsMaxDepth   = 256 // the reference's recursion limit
+	// MaxFileSize bounds the .ots files ParseFile reads: an anchor proof's
+	// bound.
+	MaxFileSize       = anchor.MaxAnchorProofSize
 	otsURIAllowedChar = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._/:"
 )
 
 // Attestation tags.
 var (
-	OTSPendingTag = [8]byte{0x83, 0xdf, 0xe3, 0x0d, 0x2e, 0xf9, 0x0c, 0x8e}
-	OTSBitcoinTag = [8]byte{0x05, 0x88, 0x96, 0x0d, 0x73, 0xd7, 0x19, 0x01}
+	PendingTag = [8]byte{0x83, 0xdf, 0xe3, 0x0d, 0x2e, 0xf9, 0x0c, 0x8e}
+	BitcoinTag = [8]byte{0x05, 0x88, 0x96, 0x0d, 0x73, 0xd7, 0x19, 0x01}
 )
 
-// OTSOp is one commitment operation: a tag and, for append and prepend,
+// Op is one commitment operation: a tag and, for append and prepend,
 // its argument.
-type OTSOp struct {
+type Op struct {
 	Tag byte
 	Arg []byte
 }
 
-// OTSAttestation is a leaf of the tree: a tag and its payload (a calendar
+// Attestation is a leaf of the tree: a tag and its payload (a calendar
 // URI for pending, a block height for Bitcoin; others are kept as is).
-type OTSAttestation struct {
+type Attestation struct {
 	Tag     [8]byte
 	Payload []byte
 }
 
-// OTSTimestamp is a node of the commitment tree: attestations of its
+// Timestamp is a node of the commitment tree: attestations of its
 // message, and operations leading to further nodes.
-type OTSTimestamp struct {
-	Attestations []OTSAttestation
-	Ops          []OTSBranch
+type Timestamp struct {
+	Attestations []Attestation
+	Ops          []Branch
 }
 
-// OTSBranch is an operation and the timestamp of its result.
-type OTSBranch struct {
-	Op    OTSOp
-	Stamp *OTSTimestamp
+// Branch is an operation and the timestamp of its result.
+type Branch struct {
+	Op    Op
+	Stamp *Timestamp
 }
 
-// OTSFile is a detached timestamp of a SHA-256 file digest.
-type OTSFile struct {
+// File is a detached timestamp of a SHA-256 file digest.
+type File struct {
 	Digest    [32]byte
-	Timestamp *OTSTimestamp
+	Timestamp *Timestamp
 }
 
 // PendingAttestation returns an attestation that uri has the commitment.
-func PendingAttestation(uri string) OTSAttestation {
-	return OTSAttestation{Tag: OTSPendingTag, Payload: appendVarBytes(nil, []byte(uri))}
+func PendingAttestation(uri string) Attestation {
+	return Attestation{Tag: PendingTag, Payload: appendVarBytes(nil, []byte(uri))}
 }
 
 // BitcoinAttestation returns an attestation that the message is the Merkle
 // root of the Bitcoin block at height.
-func BitcoinAttestation(height uint64) OTSAttestation {
-	return OTSAttestation{Tag: OTSBitcoinTag, Payload: appendVarUint(nil, height)}
+func BitcoinAttestation(height uint64) Attestation {
+	return Attestation{Tag: BitcoinTag, Payload: appendVarUint(nil, height)}
 }
 
 func otsInvalid(format string, a ...any) error {
-	return fmt.Errorf("%w: ots: %s", ErrAnchorInvalid, fmt.Sprintf(format, a...))
+	return fmt.Errorf("%w: ots: %s", anchor.ErrAnchorInvalid, fmt.Sprintf(format, a...))
 }
 
 // Apply runs the op on msg, with the reference's length limits.
-func (o OTSOp) Apply(msg []byte) ([]byte, error) {
-	if len(msg) > otsMaxMsg || (o.Tag == OTSOpHexlify && len(msg) > otsMaxMsg/2) {
+func (o Op) Apply(msg []byte) ([]byte, error) {
+	if len(msg) > otsMaxMsg || (o.Tag == OpHexlify && len(msg) > otsMaxMsg/2) {
 		return nil, otsInvalid("message of %d bytes too long for op %#x", len(msg), o.Tag)
 	}
 	var r []byte
 	switch o.Tag {
-	case OTSOpAppend:
+	case OpAppend:
 		r = append(append([]byte(nil), msg...), o.Arg...)
-	case OTSOpPrepend:
+	case OpPrepend:
 		r = append(append([]byte(nil), o.Arg...), msg...)
-	case OTSOpSHA256:
+	case OpSHA256:
 		h := sha256.Sum256(msg)
 		r = h[:]
-	case OTSOpSHA1:
+	case OpSHA1:
 		h := sha1.Sum(msg)
 		r = h[:]
-	case OTSOpRIPEMD160:
+	case OpRIPEMD160:
 		h := ripemd160.New()
 		h.Write(msg)
 		r = h.Sum(nil)
-	case OTSOpKeccak256:
+	case OpKeccak256:
 		h := sha3.NewLegacyKeccak256()
 		h.Write(msg)
 		r = h.Sum(nil)
-	case OTSOpReverse:
+	case OpReverse:
 		if len(msg) == 0 {
 			return nil, otsInvalid("reverse of an empty message")
 		}
 		r = slices.Clone(msg)
 		slices.Reverse(r)
-	case OTSOpHexlify:
+	case OpHexlify:
 		if len(msg) == 0 {
 			return nil, otsInvalid("hexlify of an empty message")
 		}
@@ -141,18 +145,18 @@ func (o OTSOp) Apply(msg []byte) ([]byte, error) {
 	return r, nil
 }
 
-func binaryOp(tag byte) bool { return tag == OTSOpAppend || tag == OTSOpPrepend }
+func binaryOp(tag byte) bool { return tag == OpAppend || tag == OpPrepend }
 
 func knownOp(tag byte) bool {
 	switch tag {
-	case OTSOpSHA1, OTSOpRIPEMD160, OTSOpSHA256, OTSOpKeccak256, OTSOpAppend, OTSOpPrepend, OTSOpReverse, OTSOpHexlify:
+	case OpSHA1, OpRIPEMD160, OpSHA256, OpKeccak256, OpAppend, OpPrepend, OpReverse, OpHexlify:
 		return true
 	}
 	return false
 }
 
 // lessOp orders ops as the reference does: by tag, then argument.
-func lessOp(a, b OTSOp) int {
+func lessOp(a, b Op) int {
 	if a.Tag != b.Tag {
 		return int(a.Tag) - int(b.Tag)
 	}
@@ -161,16 +165,16 @@ func lessOp(a, b OTSOp) int {
 
 // compareAttestations orders attestations as the reference does: by tag;
 // pending by URI, Bitcoin by height, others by payload.
-func compareAttestations(a, b OTSAttestation) int {
+func compareAttestations(a, b Attestation) int {
 	if c := bytes.Compare(a.Tag[:], b.Tag[:]); c != 0 {
 		return c
 	}
 	switch a.Tag {
-	case OTSPendingTag:
+	case PendingTag:
 		ua, _ := a.pendingURI()
 		ub, _ := b.pendingURI()
 		return bytes.Compare([]byte(ua), []byte(ub))
-	case OTSBitcoinTag:
+	case BitcoinTag:
 		ha, _ := a.bitcoinHeight()
 		hb, _ := b.bitcoinHeight()
 		switch {
@@ -184,7 +188,7 @@ func compareAttestations(a, b OTSAttestation) int {
 	return bytes.Compare(a.Payload, b.Payload)
 }
 
-func (a OTSAttestation) pendingURI() (string, error) {
+func (a Attestation) pendingURI() (string, error) {
 	r := otsReader{b: a.Payload}
 	uri, err := r.varBytes(otsMaxURI)
 	if err != nil || len(r.b) != 0 {
@@ -198,7 +202,7 @@ func (a OTSAttestation) pendingURI() (string, error) {
 	return string(uri), nil
 }
 
-func (a OTSAttestation) bitcoinHeight() (uint64, error) {
+func (a Attestation) bitcoinHeight() (uint64, error) {
 	r := otsReader{b: a.Payload}
 	h, err := r.varUint()
 	if err != nil || len(r.b) != 0 {
@@ -209,36 +213,36 @@ func (a OTSAttestation) bitcoinHeight() (uint64, error) {
 
 // Merge adds other's attestations and ops into t, as the reference's
 // Timestamp.merge does, keeping t canonical (sorted, no duplicates).
-func (t *OTSTimestamp) Merge(other *OTSTimestamp) {
+func (t *Timestamp) Merge(other *Timestamp) {
 	for _, a := range other.Attestations {
-		if !slices.ContainsFunc(t.Attestations, func(b OTSAttestation) bool { return compareAttestations(a, b) == 0 }) {
+		if !slices.ContainsFunc(t.Attestations, func(b Attestation) bool { return compareAttestations(a, b) == 0 }) {
 			t.Attestations = append(t.Attestations, a)
 		}
 	}
 	slices.SortFunc(t.Attestations, compareAttestations)
 	for _, br := range other.Ops {
-		i := slices.IndexFunc(t.Ops, func(b OTSBranch) bool { return lessOp(b.Op, br.Op) == 0 })
+		i := slices.IndexFunc(t.Ops, func(b Branch) bool { return lessOp(b.Op, br.Op) == 0 })
 		if i >= 0 {
 			t.Ops[i].Stamp.Merge(br.Stamp)
 			continue
 		}
-		t.Ops = append(t.Ops, OTSBranch{Op: br.Op, Stamp: &OTSTimestamp{}})
+		t.Ops = append(t.Ops, Branch{Op: br.Op, Stamp: &Timestamp{}})
 		t.Ops[len(t.Ops)-1].Stamp.Merge(br.Stamp)
 	}
-	slices.SortFunc(t.Ops, func(a, b OTSBranch) int { return lessOp(a.Op, b.Op) })
+	slices.SortFunc(t.Ops, func(a, b Branch) int { return lessOp(a.Op, b.Op) })
 }
 
 // appendTimestamp serializes t as the reference does: every attestation
 // but the last after a fork marker, then the ops in order, all but the
 // last after fork markers.
-func appendTimestamp(b []byte, t *OTSTimestamp) ([]byte, error) {
+func appendTimestamp(b []byte, t *Timestamp) ([]byte, error) {
 	if len(t.Attestations) == 0 && len(t.Ops) == 0 {
 		return nil, otsInvalid("empty timestamp")
 	}
 	atts := slices.Clone(t.Attestations)
 	slices.SortFunc(atts, compareAttestations)
 	ops := slices.Clone(t.Ops)
-	slices.SortFunc(ops, func(a, b OTSBranch) int { return lessOp(a.Op, b.Op) })
+	slices.SortFunc(ops, func(a, b Branch) int { return lessOp(a.Op, b.Op) })
 	for i, a := range atts {
 		if i < len(atts)-1 || len(ops) > 0 {
 			b = append(b, otsFork)
@@ -264,51 +268,51 @@ func appendTimestamp(b []byte, t *OTSTimestamp) ([]byte, error) {
 }
 
 // MarshalTimestamp serializes a timestamp tree alone, as calendars send it.
-func MarshalTimestamp(t *OTSTimestamp) ([]byte, error) { return appendTimestamp(nil, t) }
+func MarshalTimestamp(t *Timestamp) ([]byte, error) { return appendTimestamp(nil, t) }
 
 // Marshal returns the .ots file bytes.
-func (f OTSFile) Marshal() ([]byte, error) {
+func (f File) Marshal() ([]byte, error) {
 	b := slices.Clone(otsMagic)
 	b = appendVarUint(b, otsVersion)
-	b = append(b, OTSOpSHA256)
+	b = append(b, OpSHA256)
 	b = append(b, f.Digest[:]...)
 	return appendTimestamp(b, f.Timestamp)
 }
 
-// ParseOTSFile parses a .ots file whose file hash op is SHA-256.
-func ParseOTSFile(b []byte) (OTSFile, error) {
-	if len(b) > MaxOTSFileSize {
-		return OTSFile{}, otsInvalid("file of %d bytes", len(b))
+// ParseFile parses a .ots file whose file hash op is SHA-256.
+func ParseFile(b []byte) (File, error) {
+	if len(b) > MaxFileSize {
+		return File{}, otsInvalid("file of %d bytes", len(b))
 	}
 	if !bytes.HasPrefix(b, otsMagic) {
-		return OTSFile{}, otsInvalid("not an OpenTimestamps proof file")
+		return File{}, otsInvalid("not an OpenTimestamps proof file")
 	}
 	r := otsReader{b: b[len(otsMagic):]}
 	v, err := r.varUint()
 	if err != nil || v != otsVersion {
-		return OTSFile{}, otsInvalid("version %d", v)
+		return File{}, otsInvalid("version %d", v)
 	}
 	op, err := r.byte()
-	if err != nil || op != OTSOpSHA256 {
-		return OTSFile{}, otsInvalid("file hash op %#x, want SHA-256", op)
+	if err != nil || op != OpSHA256 {
+		return File{}, otsInvalid("file hash op %#x, want SHA-256", op)
 	}
-	var f OTSFile
+	var f File
 	d, err := r.bytes(32)
 	if err != nil {
-		return OTSFile{}, err
+		return File{}, err
 	}
 	copy(f.Digest[:], d)
 	if f.Timestamp, err = r.timestamp(otsMaxDepth); err != nil {
-		return OTSFile{}, err
+		return File{}, err
 	}
 	if len(r.b) != 0 {
-		return OTSFile{}, otsInvalid("%d trailing bytes", len(r.b))
+		return File{}, otsInvalid("%d trailing bytes", len(r.b))
 	}
 	return f, nil
 }
 
 // ParseTimestamp parses a bare timestamp tree (a calendar's answer).
-func ParseTimestamp(b []byte) (*OTSTimestamp, error) {
+func ParseTimestamp(b []byte) (*Timestamp, error) {
 	r := otsReader{b: b}
 	t, err := r.timestamp(otsMaxDepth)
 	if err != nil {
@@ -367,11 +371,11 @@ func (r *otsReader) varBytes(max int) ([]byte, error) {
 	return r.bytes(int(n))
 }
 
-func (r *otsReader) timestamp(depth int) (*OTSTimestamp, error) {
+func (r *otsReader) timestamp(depth int) (*Timestamp, error) {
 	if depth == 0 {
 		return nil, otsInvalid("tree deeper than %d", otsMaxDepth)
 	}
-	t := &OTSTimestamp{}
+	t := &Timestamp{}
 	add := func(tag byte) error {
 		if tag == otsAttestationTag {
 			tb, err := r.bytes(8)
@@ -382,12 +386,12 @@ func (r *otsReader) timestamp(depth int) (*OTSTimestamp, error) {
 			if err != nil {
 				return err
 			}
-			a := OTSAttestation{Payload: slices.Clone(p)}
+			a := Attestation{Payload: slices.Clone(p)}
 			copy(a.Tag[:], tb)
 			switch a.Tag {
-			case OTSPendingTag:
+			case PendingTag:
 				_, err = a.pendingURI()
-			case OTSBitcoinTag:
+			case BitcoinTag:
 				_, err = a.bitcoinHeight()
 			}
 			if err != nil {
@@ -399,7 +403,7 @@ func (r *otsReader) timestamp(depth int) (*OTSTimestamp, error) {
 		if !knownOp(tag) {
 			return otsInvalid("unknown op %#x", tag)
 		}
-		op := OTSOp{Tag: tag}
+		op := Op{Tag: tag}
 		if binaryOp(tag) {
 			arg, err := r.varBytes(otsMaxMsg)
 			if err != nil {
@@ -414,7 +418,7 @@ func (r *otsReader) timestamp(depth int) (*OTSTimestamp, error) {
 		if err != nil {
 			return err
 		}
-		t.Ops = append(t.Ops, OTSBranch{Op: op, Stamp: sub})
+		t.Ops = append(t.Ops, Branch{Op: op, Stamp: sub})
 		return nil
 	}
 	tag, err := r.byte()
@@ -449,15 +453,15 @@ func appendVarUint(b []byte, v uint64) []byte {
 
 func appendVarBytes(b, p []byte) []byte { return append(appendVarUint(b, uint64(len(p))), p...) }
 
-// OTSLeaf is an attestation with the message it attests.
-type OTSLeaf struct {
+// Leaf is an attestation with the message it attests.
+type Leaf struct {
 	Msg         []byte
-	Attestation OTSAttestation
+	Attestation Attestation
 }
 
 // visit calls f on every node of the tree with the message it commits to,
 // parents before children, evaluating ops from msg on the way down.
-func (t *OTSTimestamp) visit(msg []byte, f func(t *OTSTimestamp, msg []byte) error) error {
+func (t *Timestamp) visit(msg []byte, f func(t *Timestamp, msg []byte) error) error {
 	if err := f(t, msg); err != nil {
 		return err
 	}
@@ -475,55 +479,59 @@ func (t *OTSTimestamp) visit(msg []byte, f func(t *OTSTimestamp, msg []byte) err
 
 // Leaves evaluates the tree from msg and returns every attestation with
 // its message.
-func (t *OTSTimestamp) Leaves(msg []byte) ([]OTSLeaf, error) {
-	var out []OTSLeaf
-	err := t.visit(msg, func(t *OTSTimestamp, msg []byte) error {
+func (t *Timestamp) Leaves(msg []byte) ([]Leaf, error) {
+	var out []Leaf
+	err := t.visit(msg, func(t *Timestamp, msg []byte) error {
 		for _, a := range t.Attestations {
-			out = append(out, OTSLeaf{Msg: msg, Attestation: a})
+			out = append(out, Leaf{Msg: msg, Attestation: a})
 		}
 		return nil
 	})
 	return out, err
 }
 
-// verifyOTSAnchor checks a KindOpenTimestamps proof offline: the file
+// Importing this package makes anchor.VerifyAnchor, and so
+// anchor.VerifyReceipt, check proofs of kind anchor.KindOpenTimestamps.
+func init() { anchor.RegisterAnchorKind(anchor.KindOpenTimestamps, verifyAnchor) }
+
+// verifyAnchor checks an anchor.KindOpenTimestamps proof offline: the file
 // timestamps p.Digest, and (if complete) its lowest Bitcoin attestation
 // names the height and the Merkle root the block must have.
-func verifyOTSAnchor(p AnchorProof) (AnchorAttestation, error) {
-	f, err := ParseOTSFile(p.Proof)
+func verifyAnchor(p anchor.AnchorProof) (anchor.AnchorAttestation, error) {
+	f, err := ParseFile(p.Proof)
 	if err != nil {
-		return AnchorAttestation{}, err
+		return anchor.AnchorAttestation{}, err
 	}
 	if f.Digest != p.Digest {
-		return AnchorAttestation{}, otsInvalid("file digest %x, want %x", f.Digest, p.Digest)
+		return anchor.AnchorAttestation{}, otsInvalid("file digest %x, want %x", f.Digest, p.Digest)
 	}
 	leaves, err := f.Timestamp.Leaves(f.Digest[:])
 	if err != nil {
-		return AnchorAttestation{}, err
+		return anchor.AnchorAttestation{}, err
 	}
-	best := AnchorAttestation{BlockHeight: -1}
+	best := anchor.AnchorAttestation{BlockHeight: -1}
 	var pending []string
 	for _, l := range leaves {
 		switch l.Attestation.Tag {
-		case OTSBitcoinTag:
+		case BitcoinTag:
 			h, err := l.Attestation.bitcoinHeight()
 			if err != nil {
-				return AnchorAttestation{}, err
+				return anchor.AnchorAttestation{}, err
 			}
 			if len(l.Msg) != 32 {
-				return AnchorAttestation{}, otsInvalid("bitcoin attestation of a %d-byte message", len(l.Msg))
+				return anchor.AnchorAttestation{}, otsInvalid("bitcoin attestation of a %d-byte message", len(l.Msg))
 			}
 			if best.BlockHeight < 0 || int64(h) < best.BlockHeight {
-				best = AnchorAttestation{Kind: KindOpenTimestamps, Digest: p.Digest, BlockHeight: int64(h)}
+				best = anchor.AnchorAttestation{Kind: anchor.KindOpenTimestamps, Digest: p.Digest, BlockHeight: int64(h)}
 				copy(best.MerkleRoot[:], l.Msg)
 			}
-		case OTSPendingTag:
+		case PendingTag:
 			uri, _ := l.Attestation.pendingURI()
 			pending = append(pending, uri)
 		}
 	}
 	if best.BlockHeight < 0 {
-		return AnchorAttestation{}, fmt.Errorf("%w: waiting on calendars %v", ErrAnchorPending, pending)
+		return anchor.AnchorAttestation{}, fmt.Errorf("%w: waiting on calendars %v", anchor.ErrAnchorPending, pending)
 	}
 	return best, nil
 }

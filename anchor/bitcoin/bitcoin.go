@@ -1,4 +1,4 @@
-package anchor
+package bitcoin
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
+
+	"github.com/bitmesh/bitmesh/anchor"
 )
 
 // The OP_RETURN commitment: a 4-byte tag, a version byte and the anchor
@@ -41,7 +43,7 @@ func OpReturnScript(digest [32]byte) []byte {
 	return append(s, digest[:]...)
 }
 
-// bitcoinProof is a decoded KindBitcoinOpReturn proof.
+// bitcoinProof is a decoded anchor.KindBitcoinOpReturn proof.
 type bitcoinProof struct {
 	pending bool
 	txid    chainhash.Hash // pending: the broadcast transaction
@@ -74,7 +76,7 @@ func (p bitcoinProof) encode() []byte {
 
 func decodeBitcoinProof(b []byte) (bitcoinProof, error) {
 	bad := func(what string) (bitcoinProof, error) {
-		return bitcoinProof{}, fmt.Errorf("%w: bitcoin proof: %s", ErrAnchorInvalid, what)
+		return bitcoinProof{}, fmt.Errorf("%w: bitcoin proof: %s", anchor.ErrAnchorInvalid, what)
 	}
 	if len(b) == 0 {
 		return bad("empty")
@@ -121,29 +123,33 @@ func decodeBitcoinProof(b []byte) (bitcoinProof, error) {
 	return p, nil
 }
 
-// verifyBitcoinAnchor checks a KindBitcoinOpReturn proof offline: the
-// transaction commits p.Digest in an OP_RETURN output, its Merkle branch
+// Importing this package makes anchor.VerifyAnchor, and so
+// anchor.VerifyReceipt, check proofs of kind anchor.KindBitcoinOpReturn.
+func init() { anchor.RegisterAnchorKind(anchor.KindBitcoinOpReturn, verifyAnchor) }
+
+// verifyAnchor checks an anchor.KindBitcoinOpReturn proof offline: the
+// transaction commits a.Digest in an OP_RETURN output, its Merkle branch
 // leads to the header's Merkle root, and the header's hash meets the
 // target its own bits state. Whether that header is in the best chain is
 // for the caller to check against a node it trusts.
-func verifyBitcoinAnchor(a AnchorProof) (AnchorAttestation, error) {
+func verifyAnchor(a anchor.AnchorProof) (anchor.AnchorAttestation, error) {
 	p, err := decodeBitcoinProof(a.Proof)
 	if err != nil {
-		return AnchorAttestation{}, err
+		return anchor.AnchorAttestation{}, err
 	}
 	if p.pending {
-		return AnchorAttestation{}, fmt.Errorf("%w: transaction %s not yet in a block", ErrAnchorPending, p.txid)
+		return anchor.AnchorAttestation{}, fmt.Errorf("%w: transaction %s not yet in a block", anchor.ErrAnchorPending, p.txid)
 	}
 	// A 64-byte transaction can be mistaken for an inner Merkle node (its
 	// two halves for two child hashes), so a branch could "prove" a
 	// transaction that is not one. Real anchor transactions are larger.
 	if len(p.tx) == 64 {
-		return AnchorAttestation{}, fmt.Errorf("%w: 64-byte transaction", ErrAnchorInvalid)
+		return anchor.AnchorAttestation{}, fmt.Errorf("%w: 64-byte transaction", anchor.ErrAnchorInvalid)
 	}
 	var tx wire.MsgTx
 	rd := bytes.NewReader(p.tx)
 	if err := tx.Deserialize(rd); err != nil || rd.Len() != 0 {
-		return AnchorAttestation{}, fmt.Errorf("%w: transaction does not parse (%v, %d bytes left)", ErrAnchorInvalid, err, rd.Len())
+		return anchor.AnchorAttestation{}, fmt.Errorf("%w: transaction does not parse (%v, %d bytes left)", anchor.ErrAnchorInvalid, err, rd.Len())
 	}
 	want := OpReturnScript(a.Digest)
 	found := false
@@ -154,26 +160,26 @@ func verifyBitcoinAnchor(a AnchorProof) (AnchorAttestation, error) {
 		}
 	}
 	if !found {
-		return AnchorAttestation{}, fmt.Errorf("%w: no OP_RETURN output commits digest %x", ErrAnchorInvalid, a.Digest)
+		return anchor.AnchorAttestation{}, fmt.Errorf("%w: no OP_RETURN output commits digest %x", anchor.ErrAnchorInvalid, a.Digest)
 	}
 	var hdr wire.BlockHeader
 	if err := hdr.Deserialize(bytes.NewReader(p.header[:])); err != nil {
-		return AnchorAttestation{}, fmt.Errorf("%w: header: %v", ErrAnchorInvalid, err)
+		return anchor.AnchorAttestation{}, fmt.Errorf("%w: header: %v", anchor.ErrAnchorInvalid, err)
 	}
 	if len(p.branch) < 32 && p.txIndex>>uint(len(p.branch)) != 0 {
-		return AnchorAttestation{}, fmt.Errorf("%w: index %d beyond a branch of %d", ErrAnchorInvalid, p.txIndex, len(p.branch))
+		return anchor.AnchorAttestation{}, fmt.Errorf("%w: index %d beyond a branch of %d", anchor.ErrAnchorInvalid, p.txIndex, len(p.branch))
 	}
 	root := foldBranch(tx.TxHash(), p.txIndex, p.branch)
 	if root != hdr.MerkleRoot {
-		return AnchorAttestation{}, fmt.Errorf("%w: branch leads to %s, header commits %s", ErrAnchorInvalid, root, hdr.MerkleRoot)
+		return anchor.AnchorAttestation{}, fmt.Errorf("%w: branch leads to %s, header commits %s", anchor.ErrAnchorInvalid, root, hdr.MerkleRoot)
 	}
 	target := blockchain.CompactToBig(hdr.Bits)
 	hash := hdr.BlockHash()
 	if target.Sign() <= 0 || blockchain.HashToBig(&hash).Cmp(target) > 0 {
-		return AnchorAttestation{}, fmt.Errorf("%w: header %s does not meet its target %08x", ErrAnchorInvalid, hash, hdr.Bits)
+		return anchor.AnchorAttestation{}, fmt.Errorf("%w: header %s does not meet its target %08x", anchor.ErrAnchorInvalid, hash, hdr.Bits)
 	}
-	at := AnchorAttestation{
-		Kind:        KindBitcoinOpReturn,
+	at := anchor.AnchorAttestation{
+		Kind:        anchor.KindBitcoinOpReturn,
 		Digest:      a.Digest,
 		BlockHeight: int64(p.height),
 		MerkleRoot:  hdr.MerkleRoot,

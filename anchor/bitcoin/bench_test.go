@@ -1,19 +1,20 @@
-package anchor
+package bitcoin
 
 import (
 	"bytes"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/btcsuite/btcd/blockchain"
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/wire"
+
+	"github.com/bitmesh/bitmesh/anchor"
 )
 
 // syntheticBitcoinProof builds a complete proof for digest: an anchor
 // transaction among 2000 others in a block mined at regtest difficulty.
-func syntheticBitcoinProof(b *testing.B, digest [32]byte) AnchorProof {
+func syntheticBitcoinProof(b *testing.B, digest [32]byte) anchor.AnchorProof {
 	var txids []chainhash.Hash
 	var anchorTx *wire.MsgTx
 	for i := range 2000 {
@@ -41,35 +42,17 @@ func syntheticBitcoinProof(b *testing.B, digest [32]byte) AnchorProof {
 	copy(p.header[:], hb.Bytes())
 	anchorTx.SerializeNoWitness(&tb)
 	p.tx = tb.Bytes()
-	return AnchorProof{Kind: KindBitcoinOpReturn, Digest: digest, Proof: p.encode()}
+	return anchor.AnchorProof{Kind: anchor.KindBitcoinOpReturn, Digest: digest, Proof: p.encode()}
 }
 
 func BenchmarkVerifyBitcoinAnchor(b *testing.B) {
 	p := syntheticBitcoinProof(b, [32]byte{42})
-	if _, err := VerifyAnchor(p); err != nil {
+	if _, err := anchor.VerifyAnchor(p); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := VerifyAnchor(p); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkVerifyOTSAnchor(b *testing.B) {
-	raw, err := os.ReadFile("testdata/ots-vector.ots")
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := ParseOTSFile(raw)
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := AnchorProof{Kind: KindOpenTimestamps, Digest: f.Digest, Proof: raw}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := VerifyAnchor(p); err != nil {
+		if _, err := anchor.VerifyAnchor(p); err != nil {
 			b.Fatal(err)
 		}
 	}

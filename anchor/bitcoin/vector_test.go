@@ -1,4 +1,4 @@
-package anchor
+package bitcoin
 
 import (
 	"encoding/hex"
@@ -7,24 +7,26 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/bitmesh/bitmesh/anchor"
 )
 
 // bitcoinVectorFile holds a complete proof made by a real btcd on simnet
-// (TestBitcoinAnchorOnSimnet with BITMESH_WRITE_BITCOIN_VECTOR=1 rewrites
+// (TestAnchorOnSimnet with BITMESH_WRITE_BITCOIN_VECTOR=1 rewrites
 // it). PROTOCOL.md §18.2 quotes it as the test vector.
 const bitcoinVectorFile = "testdata/bitcoin-vector.json"
 
 type bitcoinVector struct {
 	Checkpoint  string `json:"checkpoint"` // the checkpoint body, c.Marshal()
-	Digest      string `json:"digest"`     // AnchorDigest, hex
-	Proof       string `json:"proof"`      // AnchorProof.Proof, hex
+	Digest      string `json:"digest"`     // anchor.AnchorDigest, hex
+	Proof       string `json:"proof"`      // anchor.AnchorProof.Proof, hex
 	BlockHash   string `json:"block_hash"` // display order, hex
 	BlockHeight int64  `json:"block_height"`
 	MerkleRoot  string `json:"merkle_root"` // internal byte order, hex
 	BlockTime   string `json:"block_time"`  // RFC 3339, UTC
 }
 
-func writeBitcoinVector(t *testing.T, c Checkpoint, p AnchorProof, at AnchorAttestation) {
+func writeBitcoinVector(t *testing.T, c anchor.Checkpoint, p anchor.AnchorProof, at anchor.AnchorAttestation) {
 	t.Helper()
 	v := bitcoinVector{
 		Checkpoint:  string(c.Marshal()),
@@ -44,7 +46,7 @@ func writeBitcoinVector(t *testing.T, c Checkpoint, p AnchorProof, at AnchorAtte
 	}
 }
 
-func TestBitcoinVector(t *testing.T) {
+func TestVector(t *testing.T) {
 	raw, err := os.ReadFile(bitcoinVectorFile)
 	if err != nil {
 		t.Fatal(err)
@@ -53,11 +55,11 @@ func TestBitcoinVector(t *testing.T) {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		t.Fatal(err)
 	}
-	c, err := ParseCheckpoint([]byte(v.Checkpoint))
+	c, err := anchor.ParseCheckpoint([]byte(v.Checkpoint))
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest := AnchorDigest(c)
+	digest := anchor.AnchorDigest(c)
 	if hex.EncodeToString(digest[:]) != v.Digest {
 		t.Fatalf("digest %x, vector says %s", digest, v.Digest)
 	}
@@ -65,7 +67,7 @@ func TestBitcoinVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at, err := VerifyAnchor(AnchorProof{Kind: KindBitcoinOpReturn, Digest: digest, Proof: proof})
+	at, err := anchor.VerifyAnchor(anchor.AnchorProof{Kind: anchor.KindBitcoinOpReturn, Digest: digest, Proof: proof})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,14 +77,14 @@ func TestBitcoinVector(t *testing.T) {
 	if got := hex.EncodeToString(at.MerkleRoot[:]); got != v.MerkleRoot {
 		t.Errorf("merkle root %s, want %s", got, v.MerkleRoot)
 	}
-	if at.BlockHeight != v.BlockHeight || at.BlockTime.UTC().Format(time.RFC3339) != v.BlockTime || at.Kind != KindBitcoinOpReturn || at.Digest != digest {
+	if at.BlockHeight != v.BlockHeight || at.BlockTime.UTC().Format(time.RFC3339) != v.BlockTime || at.Kind != anchor.KindBitcoinOpReturn || at.Digest != digest {
 		t.Errorf("attestation %+v, vector %+v", at, v)
 	}
 	// The same proof for another digest, or cut short, is refused.
-	if _, err := VerifyAnchor(AnchorProof{Kind: KindBitcoinOpReturn, Digest: [32]byte{1}, Proof: proof}); !errors.Is(err, ErrAnchorInvalid) {
+	if _, err := anchor.VerifyAnchor(anchor.AnchorProof{Kind: anchor.KindBitcoinOpReturn, Digest: [32]byte{1}, Proof: proof}); !errors.Is(err, anchor.ErrAnchorInvalid) {
 		t.Errorf("other digest: %v", err)
 	}
-	if _, err := VerifyAnchor(AnchorProof{Kind: KindBitcoinOpReturn, Digest: digest, Proof: proof[:len(proof)-1]}); !errors.Is(err, ErrAnchorInvalid) {
+	if _, err := anchor.VerifyAnchor(anchor.AnchorProof{Kind: anchor.KindBitcoinOpReturn, Digest: digest, Proof: proof[:len(proof)-1]}); !errors.Is(err, anchor.ErrAnchorInvalid) {
 		t.Errorf("truncated: %v", err)
 	}
 }

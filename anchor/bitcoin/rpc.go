@@ -1,11 +1,10 @@
-package anchor
+package bitcoin
 
 import (
 	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,10 +16,12 @@ import (
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/btcsuite/btcd/txscript"
 	"github.com/btcsuite/btcd/wire"
+
+	"github.com/bitmesh/bitmesh/anchor"
 )
 
-// BitcoinConfig configures a BitcoinAnchorer.
-type BitcoinConfig struct {
+// Config configures a Anchorer.
+type Config struct {
 	// RPCURL is the node's JSON-RPC endpoint, e.g. http://127.0.0.1:18556
 	// for a btcd on simnet started with --notls on loopback. Use https
 	// with HTTPClient trusting the node's certificate elsewhere.
@@ -42,13 +43,13 @@ type BitcoinConfig struct {
 	MinConfirmations int64
 }
 
-// BitcoinAnchorer commits checkpoint digests in OP_RETURN outputs through
+// Anchorer commits checkpoint digests in OP_RETURN outputs through
 // a Bitcoin node's JSON-RPC. It finds its coins with searchrawtransactions
 // and gettxout, so the node must keep an address index (btcd --txindex
 // --addrindex). Safe for concurrent access; anchors are sent one at a
 // time.
-type BitcoinAnchorer struct {
-	cfg    BitcoinConfig
+type Anchorer struct {
+	cfg    Config
 	addr   btcutil.Address
 	script []byte // the funding address's output script
 
@@ -56,12 +57,12 @@ type BitcoinAnchorer struct {
 	spent map[wire.OutPoint]bool // spent by us, maybe not yet mined
 }
 
-var _ Anchorer = (*BitcoinAnchorer)(nil)
+var _ anchor.Anchorer = (*Anchorer)(nil)
 
-// NewBitcoinAnchorer checks cfg and derives the funding address.
-func NewBitcoinAnchorer(cfg BitcoinConfig) (*BitcoinAnchorer, error) {
+// NewAnchorer checks cfg and derives the funding address.
+func NewAnchorer(cfg Config) (*Anchorer, error) {
 	if cfg.RPCURL == "" || cfg.Net == nil || cfg.Key == nil {
-		return nil, errors.New("anchor: BitcoinConfig needs RPCURL, Net and Key")
+		return nil, fmt.Errorf("%w: RPCURL, Net and Key are required", ErrConfig)
 	}
 	if cfg.FeeRate <= 0 {
 		cfg.FeeRate = 2
@@ -74,27 +75,27 @@ func NewBitcoinAnchorer(cfg BitcoinConfig) (*BitcoinAnchorer, error) {
 	}
 	addr, err := btcutil.NewAddressPubKeyHash(btcutil.Hash160(cfg.Key.PubKey().SerializeCompressed()), cfg.Net)
 	if err != nil {
-		return nil, fmt.Errorf("anchor: funding address: %w", err)
+		return nil, fmt.Errorf("%w: funding address: %w", ErrConfig, err)
 	}
 	script, err := txscript.PayToAddrScript(addr)
 	if err != nil {
-		return nil, fmt.Errorf("anchor: funding script: %w", err)
+		return nil, fmt.Errorf("%w: funding script: %w", ErrConfig, err)
 	}
-	return &BitcoinAnchorer{cfg: cfg, addr: addr, script: script, spent: make(map[wire.OutPoint]bool)}, nil
+	return &Anchorer{cfg: cfg, addr: addr, script: script, spent: make(map[wire.OutPoint]bool)}, nil
 }
 
 // Address is where to send coins that pay for anchors.
-func (b *BitcoinAnchorer) Address() btcutil.Address { return b.addr }
+func (b *Anchorer) Address() btcutil.Address { return b.addr }
 
-// Kind implements Anchorer.
-func (b *BitcoinAnchorer) Kind() string { return KindBitcoinOpReturn }
+// Kind implements anchor.Anchorer.
+func (b *Anchorer) Kind() string { return anchor.KindBitcoinOpReturn }
 
 // Anchor spends one confirmed coin of the funding address into an
-// OP_RETURN output committing AnchorDigest(c) and change back to the
+// OP_RETURN output committing anchor.AnchorDigest(c) and change back to the
 // address, broadcasts it, and returns a pending proof naming the
 // transaction.
-func (b *BitcoinAnchorer) Anchor(ctx context.Context, c Checkpoint) (AnchorProof, error) {
-	digest := AnchorDigest(c)
+func (b *Anchorer) Anchor(ctx context.Context, c anchor.Checkpoint) (anchor.AnchorProof, error) {
+	digest := anchor.AnchorDigest(c)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	tx := wire.NewMsgTx(2)
@@ -104,31 +105,31 @@ func (b *BitcoinAnchorer) Anchor(ctx context.Context, c Checkpoint) (AnchorProof
 	fee := b.cfg.FeeRate * 240
 	coin, value, err := b.findCoin(ctx, fee+546)
 	if err != nil {
-		return AnchorProof{}, err
+		return anchor.AnchorProof{}, err
 	}
 	tx.AddTxIn(wire.NewTxIn(&coin, nil, nil))
 	tx.TxOut[1].Value = value - fee
 	sig, err := txscript.SignatureScript(tx, 0, b.script, txscript.SigHashAll, b.cfg.Key, true)
 	if err != nil {
-		return AnchorProof{}, fmt.Errorf("anchor: signing: %w", err)
+		return anchor.AnchorProof{}, fmt.Errorf("bitcoin: signing: %w", err)
 	}
 	tx.TxIn[0].SignatureScript = sig
 	var raw bytes.Buffer
 	if err := tx.Serialize(&raw); err != nil {
-		return AnchorProof{}, err
+		return anchor.AnchorProof{}, err
 	}
 	var txid string
 	if err := b.call(ctx, "sendrawtransaction", []any{hex.EncodeToString(raw.Bytes())}, &txid); err != nil {
-		return AnchorProof{}, err
+		return anchor.AnchorProof{}, err
 	}
 	b.spent[coin] = true
 	p := bitcoinProof{pending: true, txid: tx.TxHash()}
-	return AnchorProof{Kind: KindBitcoinOpReturn, Digest: digest, Pending: true, Proof: p.encode()}, nil
+	return anchor.AnchorProof{Kind: anchor.KindBitcoinOpReturn, Digest: digest, Pending: true, Proof: p.encode()}, nil
 }
 
 // findCoin returns an unspent output of the funding address worth at
 // least min, confirmed (coinbase outputs: mature). Callers hold b.mu.
-func (b *BitcoinAnchorer) findCoin(ctx context.Context, min int64) (wire.OutPoint, int64, error) {
+func (b *Anchorer) findCoin(ctx context.Context, min int64) (wire.OutPoint, int64, error) {
 	var txs []struct {
 		Txid string `json:"txid"`
 		Vout []struct {
@@ -172,13 +173,13 @@ func (b *BitcoinAnchorer) findCoin(ctx context.Context, min int64) (wire.OutPoin
 			return op, int64(sat), nil
 		}
 	}
-	return wire.OutPoint{}, 0, fmt.Errorf("anchor: no confirmed coin of at least %d sat at %s", min, b.addr)
+	return wire.OutPoint{}, 0, fmt.Errorf("%w: none of at least %d sat at %s", ErrNoCoin, min, b.addr)
 }
 
 // Upgrade completes a pending proof once its transaction has
 // MinConfirmations: it fetches the block, builds the Merkle branch and
-// checks the result with VerifyAnchor.
-func (b *BitcoinAnchorer) Upgrade(ctx context.Context, a AnchorProof) (AnchorProof, error) {
+// checks the result with anchor.VerifyAnchor.
+func (b *Anchorer) Upgrade(ctx context.Context, a anchor.AnchorProof) (anchor.AnchorProof, error) {
 	p, err := decodeBitcoinProof(a.Proof)
 	if err != nil {
 		return a, err
@@ -194,7 +195,7 @@ func (b *BitcoinAnchorer) Upgrade(ctx context.Context, a AnchorProof) (AnchorPro
 		return a, err
 	}
 	if info.BlockHash == "" || info.Confirmations < b.cfg.MinConfirmations {
-		return a, fmt.Errorf("%w: %s has %d confirmations", ErrAnchorPending, p.txid, info.Confirmations)
+		return a, fmt.Errorf("%w: %s has %d confirmations", anchor.ErrAnchorPending, p.txid, info.Confirmations)
 	}
 	var blockHex string
 	if err := b.call(ctx, "getblock", []any{info.BlockHash, 0}, &blockHex); err != nil {
@@ -202,7 +203,7 @@ func (b *BitcoinAnchorer) Upgrade(ctx context.Context, a AnchorProof) (AnchorPro
 	}
 	raw, err := hex.DecodeString(blockHex)
 	if err != nil {
-		return a, fmt.Errorf("anchor: getblock: %w", err)
+		return a, fmt.Errorf("%w: getblock: %w", ErrRPC, err)
 	}
 	var block wire.MsgBlock
 	if err := block.Deserialize(bytes.NewReader(raw)); err != nil {
@@ -223,7 +224,7 @@ func (b *BitcoinAnchorer) Upgrade(ctx context.Context, a AnchorProof) (AnchorPro
 		}
 	}
 	if index < 0 {
-		return a, fmt.Errorf("anchor: block %s does not hold %s", info.BlockHash, p.txid)
+		return a, fmt.Errorf("%w: block %s does not hold %s", ErrRPC, info.BlockHash, p.txid)
 	}
 	done := bitcoinProof{height: uint32(header.Height), txIndex: uint32(index), branch: merkleBranch(txids, index)}
 	var hb, tb bytes.Buffer
@@ -235,15 +236,15 @@ func (b *BitcoinAnchorer) Upgrade(ctx context.Context, a AnchorProof) (AnchorPro
 		return a, err
 	}
 	done.tx = tb.Bytes()
-	out := AnchorProof{Kind: KindBitcoinOpReturn, Digest: a.Digest, Proof: done.encode()}
-	if _, err := VerifyAnchor(out); err != nil {
+	out := anchor.AnchorProof{Kind: anchor.KindBitcoinOpReturn, Digest: a.Digest, Proof: done.encode()}
+	if _, err := anchor.VerifyAnchor(out); err != nil {
 		return a, err
 	}
 	return out, nil
 }
 
 // call makes one JSON-RPC 1.0 call, as btcd and Bitcoin Core take them.
-func (b *BitcoinAnchorer) call(ctx context.Context, method string, params []any, result any) error {
+func (b *Anchorer) call(ctx context.Context, method string, params []any, result any) error {
 	body, err := json.Marshal(map[string]any{"jsonrpc": "1.0", "id": 1, "method": method, "params": params})
 	if err != nil {
 		return err
@@ -256,7 +257,7 @@ func (b *BitcoinAnchorer) call(ctx context.Context, method string, params []any,
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := b.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("anchor: bitcoin rpc %s: %w", method, err)
+		return fmt.Errorf("%w: %s: %w", ErrRPC, method, err)
 	}
 	defer resp.Body.Close()
 	var out struct {
@@ -268,13 +269,16 @@ func (b *BitcoinAnchorer) call(ctx context.Context, method string, params []any,
 	}
 	// A block is at most a few MB of hex.
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&out); err != nil {
-		return fmt.Errorf("anchor: bitcoin rpc %s: %s: %w", method, resp.Status, err)
+		return fmt.Errorf("%w: %s: %s: %w", ErrRPC, method, resp.Status, err)
 	}
 	if out.Error != nil {
-		return fmt.Errorf("anchor: bitcoin rpc %s: %d %s", method, out.Error.Code, out.Error.Message)
+		return fmt.Errorf("%w: %s: %d %s", ErrRPC, method, out.Error.Code, out.Error.Message)
 	}
 	if result == nil {
 		return nil
 	}
-	return json.Unmarshal(out.Result, result)
+	if err := json.Unmarshal(out.Result, result); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrRPC, method, err)
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package anchor
+package ots
 
 import (
 	"bytes"
@@ -12,10 +12,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/bitmesh/bitmesh/anchor"
 )
 
-// OTSConfig configures an OTSAnchorer.
-type OTSConfig struct {
+// Config configures an Anchorer.
+type Config struct {
 	// Calendars are the calendar servers' base URLs. Upgrade asks only
 	// these, never a URL read from a proof, as the reference client does.
 	Calendars []string
@@ -30,11 +32,11 @@ type OTSConfig struct {
 	Rand io.Reader
 }
 
-// OTSAnchorer timestamps checkpoints with OpenTimestamps calendars and
+// Anchorer timestamps checkpoints with OpenTimestamps calendars and
 // writes standard .ots proofs. Safe for concurrent access.
-type OTSAnchorer struct{ cfg OTSConfig }
+type Anchorer struct{ cfg Config }
 
-var _ Anchorer = (*OTSAnchorer)(nil)
+var _ anchor.Anchorer = (*Anchorer)(nil)
 
 const (
 	otsAccept = "application/vnd.opentimestamps.v1"
@@ -42,14 +44,14 @@ const (
 	maxCalendarResponse = 10 << 10
 )
 
-// NewOTSAnchorer checks cfg.
-func NewOTSAnchorer(cfg OTSConfig) (*OTSAnchorer, error) {
+// NewAnchorer checks cfg.
+func NewAnchorer(cfg Config) (*Anchorer, error) {
 	if len(cfg.Calendars) == 0 {
-		return nil, errors.New("anchor: OTSConfig needs at least one calendar")
+		return nil, fmt.Errorf("%w: no calendars", ErrConfig)
 	}
 	for i, c := range cfg.Calendars {
 		if !strings.HasPrefix(c, "https://") && !strings.HasPrefix(c, "http://") {
-			return nil, fmt.Errorf("anchor: calendar %q is not an http(s) URL", c)
+			return nil, fmt.Errorf("%w: calendar %q is not an http(s) URL", ErrConfig, c)
 		}
 		cfg.Calendars[i] = strings.TrimRight(c, "/")
 	}
@@ -57,7 +59,7 @@ func NewOTSAnchorer(cfg OTSConfig) (*OTSAnchorer, error) {
 		cfg.MinResponses = 1
 	}
 	if cfg.MinResponses > len(cfg.Calendars) {
-		return nil, fmt.Errorf("anchor: MinResponses %d exceeds %d calendars", cfg.MinResponses, len(cfg.Calendars))
+		return nil, fmt.Errorf("%w: MinResponses %d exceeds %d calendars", ErrConfig, cfg.MinResponses, len(cfg.Calendars))
 	}
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{}
@@ -65,29 +67,29 @@ func NewOTSAnchorer(cfg OTSConfig) (*OTSAnchorer, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return &OTSAnchorer{cfg: cfg}, nil
+	return &Anchorer{cfg: cfg}, nil
 }
 
-// Kind implements Anchorer.
-func (o *OTSAnchorer) Kind() string { return KindOpenTimestamps }
+// Kind implements anchor.Anchorer.
+func (o *Anchorer) Kind() string { return anchor.KindOpenTimestamps }
 
 // Anchor submits sha256(digest ‖ 16-byte nonce) to every calendar, as the
 // reference client does, and returns a pending proof: the .ots file with
 // the calendars' answers merged.
-func (o *OTSAnchorer) Anchor(ctx context.Context, c Checkpoint) (AnchorProof, error) {
-	digest := AnchorDigest(c)
+func (o *Anchorer) Anchor(ctx context.Context, c anchor.Checkpoint) (anchor.AnchorProof, error) {
+	digest := anchor.AnchorDigest(c)
 	nonce := make([]byte, 16)
 	if _, err := io.ReadFull(o.cfg.Rand, nonce); err != nil {
-		return AnchorProof{}, err
+		return anchor.AnchorProof{}, err
 	}
 	commitment := sha256.Sum256(append(digest[:], nonce...))
-	tip := &OTSTimestamp{}
+	tip := &Timestamp{}
 	var errs []error
 	ok := 0
 	for _, cal := range o.cfg.Calendars {
 		b, err := o.do(ctx, http.MethodPost, cal+"/digest", commitment[:])
 		if err == nil {
-			var t *OTSTimestamp
+			var t *Timestamp
 			if t, err = ParseTimestamp(b); err == nil {
 				tip.Merge(t)
 				ok++
@@ -97,45 +99,45 @@ func (o *OTSAnchorer) Anchor(ctx context.Context, c Checkpoint) (AnchorProof, er
 		errs = append(errs, fmt.Errorf("%s: %w", cal, err))
 	}
 	if ok < o.cfg.MinResponses {
-		return AnchorProof{}, fmt.Errorf("anchor: %d of %d calendars answered, want %d: %w", ok, len(o.cfg.Calendars), o.cfg.MinResponses, errors.Join(errs...))
+		return anchor.AnchorProof{}, fmt.Errorf("%w: %d of %d calendars answered, want %d: %w", ErrCalendar, ok, len(o.cfg.Calendars), o.cfg.MinResponses, errors.Join(errs...))
 	}
-	f := OTSFile{Digest: digest, Timestamp: &OTSTimestamp{Ops: []OTSBranch{{
-		Op: OTSOp{Tag: OTSOpAppend, Arg: nonce},
-		Stamp: &OTSTimestamp{Ops: []OTSBranch{{
-			Op:    OTSOp{Tag: OTSOpSHA256},
+	f := File{Digest: digest, Timestamp: &Timestamp{Ops: []Branch{{
+		Op: Op{Tag: OpAppend, Arg: nonce},
+		Stamp: &Timestamp{Ops: []Branch{{
+			Op:    Op{Tag: OpSHA256},
 			Stamp: tip,
 		}}},
 	}}}}
 	b, err := f.Marshal()
 	if err != nil {
-		return AnchorProof{}, err
+		return anchor.AnchorProof{}, err
 	}
-	p := AnchorProof{Kind: KindOpenTimestamps, Digest: digest, Proof: b}
+	p := anchor.AnchorProof{Kind: anchor.KindOpenTimestamps, Digest: digest, Proof: b}
 	// A calendar may answer with a complete path already (one that has
 	// batched and confirmed before answering, or a test calendar).
-	_, err = VerifyAnchor(p)
-	p.Pending = errors.Is(err, ErrAnchorPending)
+	_, err = anchor.VerifyAnchor(p)
+	p.Pending = errors.Is(err, anchor.ErrAnchorPending)
 	if err != nil && !p.Pending {
-		return AnchorProof{}, err
+		return anchor.AnchorProof{}, err
 	}
 	return p, nil
 }
 
 // Upgrade asks the configured calendars for the Bitcoin path of each
 // pending commitment and merges what they return. The proof stays Pending
-// (with an error wrapping ErrAnchorPending) until a Bitcoin attestation is
-// in it.
-func (o *OTSAnchorer) Upgrade(ctx context.Context, p AnchorProof) (AnchorProof, error) {
-	f, err := ParseOTSFile(p.Proof)
+// (with an error wrapping anchor.ErrAnchorPending) until a Bitcoin
+// attestation is in it.
+func (o *Anchorer) Upgrade(ctx context.Context, p anchor.AnchorProof) (anchor.AnchorProof, error) {
+	f, err := ParseFile(p.Proof)
 	if err != nil {
 		return p, err
 	}
 	var errs []error
 	// Merging adds ops below t, which visit then walks too: an upgrade
 	// that itself ends in a pending attestation is followed in one call.
-	err = f.Timestamp.visit(f.Digest[:], func(t *OTSTimestamp, msg []byte) error {
+	err = f.Timestamp.visit(f.Digest[:], func(t *Timestamp, msg []byte) error {
 		for _, a := range slices.Clone(t.Attestations) {
-			if a.Tag != OTSPendingTag {
+			if a.Tag != PendingTag {
 				continue
 			}
 			uri, err := a.pendingURI()
@@ -147,7 +149,7 @@ func (o *OTSAnchorer) Upgrade(ctx context.Context, p AnchorProof) (AnchorProof, 
 			}
 			b, err := o.do(ctx, http.MethodGet, strings.TrimRight(uri, "/")+"/timestamp/"+hex.EncodeToString(msg), nil)
 			if err == nil {
-				var up *OTSTimestamp
+				var up *Timestamp
 				if up, err = ParseTimestamp(b); err == nil {
 					t.Merge(up)
 					continue
@@ -164,15 +166,15 @@ func (o *OTSAnchorer) Upgrade(ctx context.Context, p AnchorProof) (AnchorProof, 
 	if err != nil {
 		return p, err
 	}
-	up := AnchorProof{Kind: KindOpenTimestamps, Digest: p.Digest, Proof: b}
-	if _, err := VerifyAnchor(up); err != nil {
+	up := anchor.AnchorProof{Kind: anchor.KindOpenTimestamps, Digest: p.Digest, Proof: b}
+	if _, err := anchor.VerifyAnchor(up); err != nil {
 		up.Pending = true
 		return up, fmt.Errorf("%w (calendar errors: %v)", err, errors.Join(errs...))
 	}
 	return up, nil
 }
 
-func (o *OTSAnchorer) do(ctx context.Context, method, url string, body []byte) ([]byte, error) {
+func (o *Anchorer) do(ctx context.Context, method, url string, body []byte) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -181,20 +183,20 @@ func (o *OTSAnchorer) do(ctx context.Context, method, url string, body []byte) (
 	req.Header.Set("User-Agent", "bitmesh")
 	resp, err := o.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrCalendar, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxCalendarResponse+1))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %s: %w", ErrCalendar, url, err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
-		return nil, fmt.Errorf("%w: %s: %s", ErrAnchorPending, url, bytes.TrimSpace(b[:min(len(b), 200)]))
+		return nil, fmt.Errorf("%w: %s: %s", anchor.ErrAnchorPending, url, bytes.TrimSpace(b[:min(len(b), 200)]))
 	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("anchor: calendar %s: %s", url, resp.Status)
+		return nil, fmt.Errorf("%w: %s: %s", ErrCalendar, url, resp.Status)
 	case len(b) > maxCalendarResponse:
-		return nil, fmt.Errorf("anchor: calendar %s: answer over %d bytes", url, maxCalendarResponse)
+		return nil, fmt.Errorf("%w: %s: answer over %d bytes", ErrCalendar, url, maxCalendarResponse)
 	}
 	return b, nil
 }
