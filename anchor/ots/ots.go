@@ -8,7 +8,8 @@ import (
 	"fmt"
 	"slices"
 
-	"golang.org/x/crypto/ripemd160" //nolint:staticcheck // OpenTimestamps op 0x03 needs RIPEMD-160
+	//lint:ignore SA1019 OpenTimestamps op 0x03 is RIPEMD-160: the format needs it
+	"golang.org/x/crypto/ripemd160"
 	"golang.org/x/crypto/sha3"
 
 	"github.com/bitmesh/bitmesh/anchor"
