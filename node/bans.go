@@ -59,7 +59,7 @@ func (n *Node) peerBanned(p peer.ID) bool {
 		return true
 	}
 	if d, err := identity.DeviceIDFromPeerID(p); err == nil {
-		if _, banned := n.def.ledger.Banned(now, antispam.DeviceSubject(d)); banned {
+		if _, banned := n.def.ledger.Banned(now, n.deviceSubject(d)); banned {
 			return true
 		}
 		// A device whose every certificate is revoked cannot be admitted:
@@ -90,6 +90,18 @@ func (n *Node) peerSubject(p peer.ID) antispam.Subject {
 	}
 	s := antispam.PeerSubject(p)
 	n.def.subjects.Add(p, s)
+	return s
+}
+
+// deviceSubject is antispam.DeviceSubject with the device ID's bech32
+// text cached: the receive path checks the sender's bans on every
+// envelope, and encoding costs about 0.9 µs.
+func (n *Node) deviceSubject(d identity.DeviceID) antispam.Subject {
+	if s, ok := n.def.devices.Get(d); ok {
+		return s
+	}
+	s := antispam.DeviceSubject(d)
+	n.def.devices.Add(d, s)
 	return s
 }
 

@@ -52,6 +52,9 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	if size := env.EncodedSize(); size > n.cfg.MaxEnvelopeSize {
 		return gossip.ID{}, fmt.Errorf("node: envelope of %d bytes exceeds MaxEnvelopeSize %d", size, n.cfg.MaxEnvelopeSize)
 	}
+	if err := n.takePublishToken(now); err != nil {
+		return gossip.ID{}, fmt.Errorf("node: publish on %q: %w", topic, err)
+	}
 	// Mint for this node's own local target: a node that raised it under
 	// load would otherwise ignore its own envelope, and peers that raised
 	// theirs likely see the same load.
@@ -68,7 +71,7 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	// We just signed it: our own validator need not check the signature.
 	n.validator.MarkVerified(now, id, env.Signature)
 	if err := waitTopicPeers(ctx, t, o.minPeers); err != nil {
-		return id, fmt.Errorf("node: publish on %q: waiting for %d peers: %w", topic, o.minPeers, err)
+		return id, fmt.Errorf("node: publish on %q: %w: waiting for %d: %w", topic, ErrNoTopicPeers, o.minPeers, err)
 	}
 	if err := t.Publish(ctx, raw); err != nil {
 		if reason := n.localRefusal(id); reason != nil {
@@ -79,6 +82,22 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 		return id, fmt.Errorf("node: publish on %q: %w", topic, err)
 	}
 	return id, nil
+}
+
+// takePublishToken takes one envelope from the node's publish budget at
+// now, or says when there will be one. Its bucket is the per-device rate
+// that every peer applies to this node's device: publishing faster would
+// have the device scored by its own neighbours and banned within seconds.
+func (n *Node) takePublishToken(now time.Time) error {
+	if n.def.publish == nil {
+		return nil
+	}
+	r := n.def.publish.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return &RateLimitError{RetryAfter: d}
+	}
+	return nil
 }
 
 // waitTopicPeers blocks until t has at least n known subscribers. pubsub's

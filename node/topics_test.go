@@ -36,6 +36,7 @@ func TestIdleTopicsAreLeft(t *testing.T) {
 	)
 	cfg := LocalConfig()
 	cfg.TopicIdleTimeout = 200 * time.Millisecond
+	cfg.Rate.PerSender = 0 // hundreds of publishes at once; the rate is tested elsewhere
 	n := startNode(t, cfg, WithExtension(watcher{watched}))
 	peerCfg := LocalConfig()
 	peerCfg.BootstrapPeers = bootstrapFrom(n)
@@ -167,6 +168,7 @@ func subscribe(count, cancel int) func(t *testing.T, n *Node, topic string) []*S
 func TestPublishRacingLeave(t *testing.T) {
 	cfg := LocalConfig()
 	cfg.TopicIdleTimeout = time.Nanosecond // the janitor sweeps as often as it can
+	cfg.Rate.PerSender = 0                 // publishers race the janitor, not the rate
 	n := startNode(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -80,7 +80,7 @@ func (n *Node) admit(now time.Time, from peer.ID, topic string, raw []byte, comm
 		r.Verdict, r.Err = gossip.Ignore, fmt.Errorf("%w: sender %s", antispam.ErrBanned, r.Envelope.Sender)
 	case !local && !n.allowSender(now, r.Envelope, recovered):
 		// The signature is verified, so the device really sent this much.
-		n.penalise(antispam.DeviceSubject(r.Envelope.Sender), antispam.SenderRateExceeded)
+		n.penalise(n.deviceSubject(r.Envelope.Sender), antispam.SenderRateExceeded)
 		r.Verdict, r.Err = gossip.Ignore, fmt.Errorf("%w: sender %s", antispam.ErrRateLimited, r.Envelope.Sender)
 	default:
 		n.runHook(from, &r, raw, recovered)
@@ -163,12 +163,12 @@ func (n *Node) penaliseSigner(r gossip.Result, m antispam.Misbehaviour) {
 		return
 	}
 	if identity.VerifyBIP340(r.Envelope.Sender, r.ID, r.Envelope.Signature) == nil {
-		n.penalise(antispam.DeviceSubject(r.Envelope.Sender), m)
+		n.penalise(n.deviceSubject(r.Envelope.Sender), m)
 	}
 }
 
 func (n *Node) deviceBanned(d identity.DeviceID) bool {
-	_, banned := n.def.ledger.Banned(n.clock(), antispam.DeviceSubject(d))
+	_, banned := n.def.ledger.Banned(n.clock(), n.deviceSubject(d))
 	return banned
 }
 

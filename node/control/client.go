@@ -4,16 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"encoding/base64"
 )
 
 // Client talks to a running node's control API.
@@ -63,13 +63,25 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		var e errorResponse
-		if json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("control: %s", e.Error)
-		}
-		return nil, fmt.Errorf("control: %s %s: %s", method, path, resp.Status)
+		return nil, statusError(method, path, resp)
 	}
 	return resp, nil
+}
+
+// statusError reads a refusal: the node's message, and for 429 when to
+// retry.
+func statusError(method, path string, resp *http.Response) *StatusError {
+	e := &StatusError{Code: resp.StatusCode}
+	var body errorResponse
+	if json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body) == nil && body.Error != "" {
+		e.Message = body.Error
+	} else {
+		e.Message = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	return e
 }
 
 // Info returns the node's identity and addresses.

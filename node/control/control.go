@@ -117,11 +117,18 @@ type Info struct {
 
 // PublishRequest is the body of POST /v1/publish. Exactly one of Data (UTF-8
 // text) and DataB64 (standard base64) is used; DataB64 wins if both are set.
+//
+// The answer is 200 once the envelope is handed to GossipSub; 429 with
+// Retry-After (seconds) when the device is at the per-device rate its
+// peers enforce; 503 when fewer than MinPeers peers are on the topic
+// after PeerWaitMs (default and maximum: MaxPeerWait); 400 for what the
+// node refuses outright.
 type PublishRequest struct {
-	Topic    string `json:"topic"`
-	Data     string `json:"data,omitempty"`
-	DataB64  string `json:"data_b64,omitempty"`
-	MinPeers int    `json:"min_peers,omitempty"`
+	Topic      string `json:"topic"`
+	Data       string `json:"data,omitempty"`
+	DataB64    string `json:"data_b64,omitempty"`
+	MinPeers   int    `json:"min_peers,omitempty"`
+	PeerWaitMs *int   `json:"peer_wait_ms,omitempty"`
 }
 
 // PublishResponse is the reply to POST /v1/publish.

@@ -2,10 +2,13 @@ package control
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +227,66 @@ func TestBanUnbanPeers(t *testing.T) {
 	}
 	if err := c.Ban(ctx, "nonsense", 0, ""); err == nil {
 		t.Fatal("banning a nonsense subject succeeded")
+	}
+}
+
+// TestPublishStatusContract checks POST /v1/publish from outside, as an
+// HTTP client sees it: 200 while the device is within its rate, then 429
+// with a Retry-After in whole seconds; 503 when min_peers are not there.
+func TestPublishStatusContract(t *testing.T) {
+	cfg := node.LocalConfig()
+	cfg.Rate.PerSender, cfg.Rate.SenderBurst = 0.5, 2 // own burst 1, then one per 2 s
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	token, err := NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(n, token))
+	defer srv.Close()
+	post := func(body string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/publish", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if r := post(`{"topic":"t","data":"one"}`); r.StatusCode != http.StatusOK {
+		t.Fatalf("first publish: %s", r.Status)
+	}
+	r := post(`{"topic":"t","data":"two"}`)
+	if r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("publish beyond the rate: %s, want 429", r.Status)
+	}
+	if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 || s > 2 {
+		t.Errorf("Retry-After %q, want 1 or 2 seconds", r.Header.Get("Retry-After"))
+	}
+
+	// The rate is spent; a fresh node answers the peer check.
+	_, srv2, token2 := startAPI(t)
+	c := NewClient(Endpoint{Addr: strings.TrimPrefix(srv2.URL, "http://"), Token: token2})
+	defer c.Close()
+	wait := 100
+	resp, err := c.do(context.Background(), http.MethodPost, "/v1/publish", PublishRequest{Topic: "t", Data: "x", MinPeers: 1, PeerWaitMs: &wait})
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable || !errors.Is(err, node.ErrNoTopicPeers) {
+		t.Fatalf("publish with min_peers 1 and no peers: %v %v, want 503", resp, err)
+	}
+	// The client maps 429 as it does 503.
+	c1 := NewClient(Endpoint{Addr: strings.TrimPrefix(srv.URL, "http://"), Token: token})
+	defer c1.Close()
+	if _, err := c1.Publish(context.Background(), "t", []byte("three"), 0); !errors.As(err, &se) || !errors.Is(err, node.ErrPublishRate) || se.RetryAfter < time.Second {
+		t.Fatalf("client publish beyond the rate: %v, want ErrPublishRate with RetryAfter", err)
 	}
 }

@@ -1,6 +1,34 @@
 package control
 
-import "errors"
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/bitmesh/bitmesh/node"
+)
+
+// StatusError is a request the node answered with a status other than
+// 200. It unwraps to node.ErrPublishRate for 429 and node.ErrNoTopicPeers
+// for 503, so callers test the reason with errors.Is as they would on the
+// node itself.
+type StatusError struct {
+	Code       int
+	Message    string        // the node's error text
+	RetryAfter time.Duration // from Retry-After (429); 0 if absent
+}
+
+func (e *StatusError) Error() string { return "control: " + e.Message }
+
+func (e *StatusError) Unwrap() error {
+	switch e.Code {
+	case http.StatusTooManyRequests:
+		return node.ErrPublishRate
+	case http.StatusServiceUnavailable:
+		return node.ErrNoTopicPeers
+	}
+	return nil
+}
 
 // Request body errors. Every one is answered with 400 Bad Request but
 // ErrBodyTooLarge, answered with 413.

@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/bitmesh/bitmesh/node"
 )
@@ -97,6 +100,14 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("bad publish request: min_peers %d: want 0 or more", req.MinPeers))
 		return
 	}
+	wait := MaxPeerWait
+	if req.PeerWaitMs != nil {
+		if *req.PeerWaitMs < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("bad publish request: peer_wait_ms %d: want 0 or more", *req.PeerWaitMs))
+			return
+		}
+		wait = min(wait, time.Duration(*req.PeerWaitMs)*time.Millisecond)
+	}
 	payload := []byte(req.Data)
 	if req.DataB64 != "" {
 		var err error
@@ -105,16 +116,38 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	id, err := s.n.Publish(r.Context(), req.Topic, payload, node.WithMinPeers(req.MinPeers))
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	id, err := s.n.Publish(ctx, req.Topic, payload, node.WithMinPeers(req.MinPeers))
 	if err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			status = http.StatusGatewayTimeout
-		}
-		writeError(w, status, err)
+		writePublishError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, PublishResponse{ID: id.String()})
+}
+
+// MaxPeerWait bounds how long a publish with min_peers waits for the
+// topic's subscribers before answering 503.
+const MaxPeerWait = 10 * time.Second
+
+// writePublishError answers a refused publish: 429 with Retry-After when
+// the device is at its rate, 503 when the topic has too few peers, 504
+// when the client went away, 400 for what the node refused outright.
+func writePublishError(w http.ResponseWriter, err error) {
+	var limited *node.RateLimitError
+	status := http.StatusBadRequest
+	switch {
+	case errors.As(err, &limited):
+		// Whole seconds (RFC 9110), rounded up so a client that waits
+		// this long gets its token.
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(limited.RetryAfter.Seconds()))))
+		status = http.StatusTooManyRequests
+	case errors.Is(err, node.ErrNoTopicPeers):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		status = http.StatusGatewayTimeout
+	}
+	writeError(w, status, err)
 }
 
 // subscribe streams messages as NDJSON until the client goes away. The
