@@ -74,6 +74,20 @@ type Config struct {
 	MaxHistoryAge time.Duration
 	// SeenCacheSize bounds the remembered envelope IDs.
 	SeenCacheSize int
+	// ValidateQueueSize is how many received envelopes wait for
+	// validation; beyond it GossipSub drops new arrivals (counted as
+	// validate-queue-full). A burst from a whole site arrives at once and
+	// one validation takes a quarter of a millisecond, so the queue must
+	// hold a burst's worth. Each entry holds its envelope, but a flood
+	// cannot fill it with large ones: the per-peer rate is checked first
+	// thing when an entry is taken, before any decoding, and oversize or
+	// malformed bytes are refused in microseconds.
+	ValidateQueueSize int
+	// OutboundQueueSize is how many RPCs wait to be written to one peer;
+	// beyond it GossipSub drops them for that peer (counted as
+	// outbound-queue-full). Publish waits while a topic peer's queue is
+	// more than half full.
+	OutboundQueueSize int
 	// TopicIdleTimeout is how long the node stays in a topic that has no
 	// subscription and no publish before leaving it. Every joined topic
 	// holds GossipSub state (some kilobytes), so a shorter timeout frees
@@ -142,6 +156,8 @@ func DefaultConfig() Config {
 		MaxClockSkew:      30 * time.Second,
 		MaxHistoryAge:     7 * 24 * time.Hour,
 		SeenCacheSize:     1 << 16,
+		ValidateQueueSize: 8192,
+		OutboundQueueSize: 4096,
 		TopicIdleTimeout:  2 * time.Minute,
 		AdmissionTimeout:  10 * time.Second,
 		Rate:              antispam.DefaultRateConfig(),
@@ -157,6 +173,7 @@ func LowMemoryConfig() Config {
 	c.ConnLow, c.ConnHigh = 8, 24
 	c.MaxEnvelopeSize = 64 << 10
 	c.SeenCacheSize = 1 << 13
+	c.ValidateQueueSize, c.OutboundQueueSize = 2048, 1024
 	c.TopicIdleTimeout = 30 * time.Second
 	return c
 }
@@ -203,6 +220,8 @@ func (c Config) Validate() error {
 		return errors.New("node: BootstrapInterval, DialTimeout and AdmissionTimeout must be positive")
 	case c.TopicIdleTimeout <= 0:
 		return errors.New("node: TopicIdleTimeout must be positive")
+	case c.ValidateQueueSize < 1 || c.OutboundQueueSize < 1:
+		return errors.New("node: ValidateQueueSize and OutboundQueueSize must be positive")
 	case c.ConnLow < 1 || c.ConnHigh < c.ConnLow:
 		return fmt.Errorf("node: connection watermarks %d..%d: want 1 <= ConnLow <= ConnHigh", c.ConnLow, c.ConnHigh)
 	}

@@ -21,6 +21,10 @@ var (
 	// ErrNoTopicPeers: Publish with WithMinPeers gave up waiting for the
 	// topic's subscribers; nothing was sent.
 	ErrNoTopicPeers = errors.New("node: too few peers on the topic")
+	// ErrCongested: Publish gave up waiting for room: every topic peer's
+	// outbound queue stayed more than half full until ctx ended. Nothing
+	// was sent.
+	ErrCongested = errors.New("node: every topic peer's outbound queue is full")
 )
 
 // RateLimitError is a publish refused by the node's own rate shaping. It

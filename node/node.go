@@ -67,6 +67,9 @@ type Node struct {
 	refusedMu sync.Mutex          // guards refused
 	refused   map[gossip.ID]error // why own envelopes were refused; see Publish
 
+	drops dropCounters // every envelope not delivered, by reason (drops.go)
+	out   *outbound    // peers' outbound queues, for Publish (backpressure.go)
+
 	// Leaving idle topics (topics.go). Guarded by mu; made on first use.
 	topicUses map[string]*topicUse
 
@@ -132,6 +135,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		hooks:          make(map[string]ext.TopicHook),
 		streamRefusals: make(map[protocol.ID]*atomic.Uint64),
 		refused:        make(map[gossip.ID]error),
+		out:            newOutbound(cfg.OutboundQueueSize),
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -201,6 +205,9 @@ func (n *Node) Start(ctx context.Context) error {
 		// (gossipsub v1.1 hardening). pubsub v0.19 defaults it off.
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerScore(antispam.PeerScoreParams(n.appScore, whitelist), antispam.PeerScoreThresholds()),
+		pubsub.WithRawTracer(dropTracer{&n.drops, n.out}),
+		pubsub.WithValidateQueueSize(n.cfg.ValidateQueueSize),
+		pubsub.WithPeerOutboundQueueSize(n.cfg.OutboundQueueSize),
 	}, n.opts.pubsub...)
 	ps, err := pubsub.NewGossipSub(n.ctx, meteredHost{h, n}, psOpts...)
 	if err != nil {
@@ -419,6 +426,7 @@ func (n *Node) pubsubTopic(topic string) string { return PubSubTopic(n.cfg.Netwo
 
 func (n *Node) observe(from peer.ID, topic string, r gossip.Result) {
 	if r.Verdict != gossip.Accept {
+		n.drops.add(dropReason(r.Err), 1)
 		n.log.Debug("envelope dropped", "topic", topic, "from", from, "verdict", r.Verdict, "err", r.Err)
 	}
 	if n.opts.observer != nil {

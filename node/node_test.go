@@ -31,7 +31,7 @@ func checkFor(t *testing.T, total, step time.Duration, f func() error) {
 	}
 }
 
-func startNode(t *testing.T, cfg Config, opts ...Option) *Node {
+func startNode(t testing.TB, cfg Config, opts ...Option) *Node {
 	t.Helper()
 	n, err := New(cfg, opts...)
 	if err != nil {
@@ -219,6 +219,10 @@ func TestInjectedForgeriesNeverDelivered(t *testing.T) {
 	defer cancelShort()
 	if m, err := sub.Next(short); err == nil {
 		t.Fatalf("unexpected delivery %q", m.Payload)
+	}
+	// Both refusals are counted by reason.
+	if d := n.Drops(); d["bad-signature"] != 1 || d["wrong-network"] != 1 {
+		t.Errorf("drops %v, want one bad-signature and one wrong-network", d)
 	}
 }
 

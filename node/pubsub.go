@@ -73,6 +73,9 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	if err := waitTopicPeers(ctx, t, o.minPeers); err != nil {
 		return id, fmt.Errorf("node: publish on %q: %w: waiting for %d: %w", topic, ErrNoTopicPeers, o.minPeers, err)
 	}
+	if err := n.out.wait(ctx, t); err != nil {
+		return id, fmt.Errorf("node: publish on %q: %w: %w", topic, ErrCongested, err)
+	}
 	if err := t.Publish(ctx, raw); err != nil {
 		if reason := n.localRefusal(id); reason != nil {
 			// The node's own checks refused it: say which, not only

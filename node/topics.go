@@ -73,7 +73,10 @@ func (n *Node) joinLocked(topic string) (*pubsub.Topic, error) {
 		return t, nil
 	}
 	name := n.pubsubTopic(topic)
-	if err := n.ps.RegisterTopicValidator(name, n.topicValidator(topic)); err != nil {
+	// Inline: validation runs on GossipSub's workers (one per core), not
+	// on a goroutine spawned per envelope, whose start and stack growth
+	// cost a fifth of a signature check.
+	if err := n.ps.RegisterTopicValidator(name, n.topicValidator(topic), pubsub.WithValidatorInline(true)); err != nil {
 		return nil, fmt.Errorf("node: topic %q: %w", topic, err)
 	}
 	t, err := n.ps.Join(name)

@@ -26,7 +26,8 @@ func (n *Node) topicValidator(topic string) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
 		now := n.clock()
 		if from != n.self && !n.def.limiter.AllowPeer(now, from) {
-			n.penalise(antispam.PeerSubject(from), antispam.RateExceeded)
+			n.drops.add(DropPeerRate, 1)
+			n.penalise(n.peerSubject(from), antispam.RateExceeded)
 			return pubsub.ValidationIgnore
 		}
 		r := n.admit(now, from, topic, m.GetData(), time.Time{})

@@ -131,8 +131,9 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 const MaxPeerWait = 10 * time.Second
 
 // writePublishError answers a refused publish: 429 with Retry-After when
-// the device is at its rate, 503 when the topic has too few peers, 504
-// when the client went away, 400 for what the node refused outright.
+// the device is at its rate, 503 when the topic has too few peers or
+// every peer's outbound queue stayed full (with Retry-After), 504 when the
+// client went away, 400 for what the node refused outright.
 func writePublishError(w http.ResponseWriter, err error) {
 	var limited *node.RateLimitError
 	status := http.StatusBadRequest
@@ -143,6 +144,9 @@ func writePublishError(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(limited.RetryAfter.Seconds()))))
 		status = http.StatusTooManyRequests
 	case errors.Is(err, node.ErrNoTopicPeers):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, node.ErrCongested):
+		w.Header().Set("Retry-After", "1")
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		status = http.StatusGatewayTimeout
