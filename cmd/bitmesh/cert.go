@@ -13,7 +13,6 @@ import (
 
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
-	"github.com/bitmesh/bitmesh/node/control"
 )
 
 // runCert dispatches `bitmesh cert issue|revoke|show`.
@@ -83,18 +82,18 @@ func runCertIssue(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "file to write (install it as DATA/"+node.CertificateFileName+" on the device)")
 	network := fs.String("network", node.DefaultNetwork, "network name the certificate is valid in")
 	var roles stringList
-	fs.Var(&roles, "role", "role to grant (repeatable), e.g. publish, gateway")
+	fs.Var(&roles, "role", "`role` to grant (repeatable), e.g. publish, gateway")
 	validFor := fs.Duration("valid-for", 365*24*time.Hour, "validity from now")
 	serial := fs.Uint64("serial", uint64(time.Now().Unix()), "serial number (revocations can name it)")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	if *device == "" || *out == "" {
-		return errors.New("--device and --out are required")
+	if op.dir == "" || *device == "" || *out == "" {
+		return usagef(fs, "--operator-data, --device and --out are required")
 	}
 	d, err := identity.ParseDeviceID(*device)
 	if err != nil {
-		return err
+		return usagef(fs, "--device: %v", err)
 	}
 	key, err := op.key()
 	if err != nil {
@@ -132,12 +131,12 @@ func runCertRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	if *device == "" || (*out == "" && *announceVia == "") {
-		return errors.New("--device and at least one of --out or --data are required")
+	if op.dir == "" || *device == "" || (*out == "" && *announceVia == "") {
+		return usagef(fs, "--operator-data, --device and at least one of --out or --data are required")
 	}
 	d, err := identity.ParseDeviceID(*device)
 	if err != nil {
-		return err
+		return usagef(fs, "--device: %v", err)
 	}
 	key, err := op.key()
 	if err != nil {
@@ -157,7 +156,7 @@ func runCertRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 	if *announceVia != "" {
-		c, err := control.Dial(*announceVia)
+		c, err := dialNode(*announceVia)
 		if err != nil {
 			return err
 		}

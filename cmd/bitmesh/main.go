@@ -7,8 +7,8 @@
 //	bitmesh pub [--data DIR] TOPIC MESSAGE
 //	bitmesh sub [--data DIR] TOPIC [--count N]
 //	bitmesh peers [--data DIR] [--json]
-//	bitmesh ban [--data DIR] [--for D] [--reason TEXT] SUBJECT
-//	bitmesh unban [--data DIR] SUBJECT
+//	bitmesh ban [--data DIR] [--for D] [--reason TEXT] [--json] SUBJECT
+//	bitmesh unban [--data DIR] [--json] SUBJECT
 //	bitmesh cert issue|revoke|show ...
 //	bitmesh log show|checkpoint|receipt|proof|verify ...
 //	bitmesh sim list|run|crosscheck ...   (runs bitmesh-sim, built apart)
@@ -111,6 +111,7 @@ var (
 	errUsage   = cli.ErrUsage
 	parse      = cli.Parse
 	newFlagSet = cli.NewFlagSet
+	usagef     = cli.Usagef
 )
 
 // stringList is a repeatable string flag.
