@@ -36,7 +36,7 @@ func TestCLIUsage(t *testing.T) {
 		{"ban help", []string{"ban", "--help"}, 0, "--reason"},
 		{"peers without node", []string{"peers", "--data", "/nonexistent/bitmesh"}, 1, "no running node"},
 		{"pub without node", []string{"pub", "--data", "/nonexistent/bitmesh", "t", "m"}, 1, "no running node"},
-		{"bad bootstrap", []string{"node", "--data", "/nonexistent/bitmesh", "--bootstrap", "/ip4/1.2.3.4/tcp/1"}, 1, "/p2p/<peer id>"},
+		{"bad bootstrap", []string{"node", "--data", "/nonexistent/bitmesh", "--bootstrap", "/ip4/1.2.3.4/tcp/1"}, 2, "/p2p/<peer id>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runArgs(tc.args...)
