@@ -42,6 +42,7 @@ func TestCLIUsage(t *testing.T) {
 		{"help cert issue", []string{"help", "cert", "issue"}, 0, "--operator-data"},
 		{"help version", []string{"help", "version"}, 0, "--json"},
 		{"help help", []string{"help", "help"}, 0, "Commands:"},
+		{"help --help", []string{"help", "--help"}, 0, "Commands:"},
 		{"help unknown", []string{"help", "frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"node help", []string{"node", "--help"}, 0, "--bootstrap"},

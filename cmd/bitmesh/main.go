@@ -160,7 +160,7 @@ func exitCode(ctx context.Context, name string, err error, stderr io.Writer) int
 // runHelp serves `bitmesh help [COMMAND [SUBCOMMAND]]`: the overview, or
 // what `bitmesh COMMAND [SUBCOMMAND] --help` prints.
 func runHelp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stderr)
 		return nil
 	}

@@ -88,7 +88,7 @@ func TestSignalContext(t *testing.T) {
 	}
 	<-ctx.Done()
 	in, ok := InterruptedBy(ctx)
-	if !ok || in.Signal != syscall.SIGINT || in.ExitCode() != 130 {
+	if !ok || in.Signal != syscall.SIGINT || in.ExitCode() != 130 || in.Error() != "interrupted (SIGINT)" {
 		t.Fatalf("InterruptedBy = %v, %v; want SIGINT, exit 130", in, ok)
 	}
 	stop()

@@ -12,7 +12,15 @@ import (
 // cancelled: the signal that asked the command to stop.
 type Interrupted struct{ Signal syscall.Signal }
 
-func (e Interrupted) Error() string { return "interrupted by " + e.Signal.String() }
+func (e Interrupted) Error() string {
+	switch e.Signal {
+	case syscall.SIGINT:
+		return "interrupted (SIGINT)"
+	case syscall.SIGTERM:
+		return "interrupted (SIGTERM)"
+	}
+	return "interrupted (" + e.Signal.String() + ")"
+}
 
 // ExitCode is 128 plus the signal's number, what shells report for a
 // process the signal ended: 130 for SIGINT, 143 for SIGTERM.
