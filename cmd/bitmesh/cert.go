@@ -119,7 +119,7 @@ func runCertIssue(args []string, stdout, stderr io.Writer) error {
 }
 
 func runCertRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("cert revoke", "cert revoke --operator-data DIR --device ID [--serial N] [--reason TEXT] [--network NAME] [--out FILE] [--data DIR]", stderr)
+	fs := newFlagSet("cert revoke", "cert revoke --operator-data DIR --device ID [--serial N] [--reason TEXT] [--network NAME] [--out FILE] [--data DIR] [--json]", stderr)
 	var op operatorFlags
 	op.register(fs)
 	device := fs.String("device", "", "the device ID (bmdev1…) to revoke")
@@ -128,6 +128,7 @@ func runCertRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 	network := fs.String("network", node.DefaultNetwork, "network name")
 	out := fs.String("out", "", "also write the revocation to this file")
 	announceVia := fs.String("data", "", "data directory of a running node of the mesh, which gossips the revocation")
+	asJSON := fs.Bool("json", false, "print the revocation as JSON, as cert show does")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
@@ -165,6 +166,9 @@ func runCertRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(revocationJSON(rev))
+	}
 	_, err = fmt.Fprintf(stdout, "revoked %s (serial %d)\n", d, *serial)
 	return err
 }
@@ -187,10 +191,14 @@ func runCertShow(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s is neither a certificate nor a revocation: %w", pos[0], err)
 	}
-	return enc.Encode(map[string]any{
+	return enc.Encode(revocationJSON(r))
+}
+
+func revocationJSON(r identity.Revocation) map[string]any {
+	return map[string]any{
 		"kind": "revocation", "network": r.Network, "device": r.Device.String(), "operator": r.Operator.String(),
 		"serial": r.Serial, "time": r.Time, "reason": r.Reason,
-	})
+	}
 }
 
 func certJSON(c identity.Certificate) map[string]any {

@@ -204,8 +204,9 @@ func TestCertIssueShowRevoke(t *testing.T) {
 		t.Fatalf("cert show: exit %d, %s %s", code, out, errOut)
 	}
 	revFile := filepath.Join(dir, "dev.rev")
-	if code, _, errOut := runArgs("cert", "revoke", "--operator-data", op, "--device", id.DeviceID, "--reason", "lost", "--out", revFile); code != 0 {
-		t.Fatalf("cert revoke: %s", errOut)
+	if code, out, errOut := runArgs("cert", "revoke", "--operator-data", op, "--device", id.DeviceID, "--reason", "lost", "--out", revFile, "--json"); code != 0 ||
+		!strings.Contains(out, `"kind":"revocation"`) || !strings.Contains(out, `"device":"`+id.DeviceID+`"`) {
+		t.Fatalf("cert revoke --json: exit %d, %s %s", code, out, errOut)
 	}
 	if code, out, _ := runArgs("cert", "show", revFile); code != 0 || !strings.Contains(out, `"kind":"revocation"`) || !strings.Contains(out, `"reason":"lost"`) {
 		t.Fatalf("cert show of a revocation: %s", out)
