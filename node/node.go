@@ -12,6 +12,7 @@ import (
 	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/internal/version"
 	"github.com/bitmesh/bitmesh/node/ext"
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -23,8 +24,9 @@ import (
 	"github.com/multiformats/go-multiaddr"
 )
 
-// UserAgent is announced to peers through libp2p identify.
-const UserAgent = "bitmesh/0.1"
+// UserAgent is announced to peers through libp2p identify: the module
+// version and VCS revision the binary was built from (internal/version).
+var UserAgent = version.UserAgent()
 
 // Node is a bitmesh mesh participant: a libp2p host running GossipSub whose
 // topics carry signed envelopes validated by the gossip pipeline. Its methods

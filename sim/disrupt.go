@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -50,8 +51,9 @@ func (l *links) restore(es []edge) {
 }
 
 // disrupt runs the scenario's partitions and churn from start (the end of
-// warmup) until end, and returns when all links it cut are back.
-func disrupt(sc Scenario, g *graph, l *links, rng *rand.Rand, start, end time.Time) {
+// warmup) until end, and returns when all links it cut are back, or as
+// soon as halt is done (leaving them cut: the run is ending).
+func disrupt(halt context.Context, sc Scenario, g *graph, l *links, rng *rand.Rand, start, end time.Time) {
 	var wg sync.WaitGroup
 	for _, p := range sc.Partitions {
 		side := int(p.Fraction * float64(sc.Nodes))
@@ -64,9 +66,13 @@ func disrupt(sc Scenario, g *graph, l *links, rng *rand.Rand, start, end time.Ti
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			time.Sleep(time.Until(start.Add(p.At.Duration)))
+			if !sleepUntil(halt, start.Add(p.At.Duration)) {
+				return
+			}
 			l.cut(crossing)
-			time.Sleep(time.Until(start.Add(p.Heal.Duration)))
+			if !sleepUntil(halt, start.Add(p.Heal.Duration)) {
+				return
+			}
 			l.restore(crossing)
 		}()
 	}
@@ -85,9 +91,13 @@ func disrupt(sc Scenario, g *graph, l *links, rng *rand.Rand, start, end time.Ti
 		go func() {
 			defer wg.Done()
 			for i, es := range rounds {
-				time.Sleep(time.Until(start.Add(time.Duration(i+1) * c.Interval.Duration)))
+				if !sleepUntil(halt, start.Add(time.Duration(i+1)*c.Interval.Duration)) {
+					return
+				}
 				l.cut(es)
-				time.Sleep(c.Downtime.Duration)
+				if !sleepUntil(halt, time.Now().Add(c.Downtime.Duration)) {
+					return
+				}
 				l.restore(es)
 			}
 		}()

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -30,11 +31,28 @@ import (
 // Option tunes a Run.
 type Option func(*runOptions)
 
-type runOptions struct{ atEnd func() }
+type runOptions struct {
+	atEnd func()
+	ctx   context.Context
+}
 
 // AtEnd calls f when the run's virtual time is over, before any node
 // closes: the moment to take a heap profile of the whole swarm.
 func AtEnd(f func()) Option { return func(o *runOptions) { o.atEnd = f } }
+
+// WithContext stops the run early when ctx is done: within a tenth of a
+// virtual second once the swarm runs (or before the next node starts
+// while it is set up). Run then returns the report of what ran so far,
+// marked Partial, and an error wrapping context.Cause(ctx).
+func WithContext(ctx context.Context) Option { return func(o *runOptions) { o.ctx = ctx } }
+
+// StoppedInterrupted is Report.Stopped for a run WithContext's context
+// stopped.
+const StoppedInterrupted = "interrupted"
+
+// pollStop is how often, in virtual time, a run checks whether it must
+// stop.
+const pollStop = 100 * time.Millisecond
 
 // Run runs sc in virtual time: t's test gets a synctest bubble in which
 // every node, link and adversary runs, and time advances only when all of
@@ -48,11 +66,22 @@ func Run(t *testing.T, sc Scenario, progress io.Writer, opts ...Option) (Report,
 	for _, opt := range opts {
 		opt(&o)
 	}
+	// The bubble watches a flag rather than o.ctx: a goroutine in a
+	// synctest bubble waiting on a channel from outside it is not durably
+	// blocked, so virtual time would stop; and a context's Done channel
+	// first made inside the bubble would belong to it.
+	var stop atomic.Bool
+	if o.ctx != nil {
+		defer context.AfterFunc(o.ctx, func() { stop.Store(true) })()
+	}
 	var rep Report
 	var err error
 	wall := time.Now()
-	synctest.Test(t, func(*testing.T) { rep, err = run(sc, progress, o) })
+	synctest.Test(t, func(*testing.T) { rep, err = run(sc, progress, o, &stop) })
 	rep.WallSeconds = time.Since(wall).Seconds()
+	if err == nil && rep.Partial {
+		err = fmt.Errorf("sim: %s stopped after %.1f virtual seconds: %w", sc.Name, rep.VirtualSeconds, context.Cause(o.ctx))
+	}
 	return rep, err
 }
 
@@ -68,8 +97,12 @@ type honest struct {
 const drainAfterClose = time.Second
 
 // run is the whole simulation; it must be called inside a synctest bubble.
-func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
+// When stop is set it winds the swarm down early and returns a partial
+// report.
+func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Report, error) {
 	start := time.Now()
+	// stoppedEarly is the report of a run stopped while it was set up.
+	stoppedEarly := Report{Scenario: sc.Name, Nodes: sc.Nodes, Partial: true, Stopped: StoppedInterrupted}
 	rng := rand.New(rand.NewPCG(sc.Seed, sc.Seed^0x5851f42d4c957f2d))
 	// After everything is closed, let virtual time run on a little: a
 	// libp2p exchange still in flight on a mocknet stream (identify on a
@@ -172,6 +205,9 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	}
 	var nodesMu sync.Mutex // guards nodes[i].n across a restart
 	for i := range nodes {
+		if stop.Load() {
+			return stoppedEarly, nil
+		}
 		var dataDir string
 		if exhausted[i] {
 			d, err := os.MkdirTemp("", "bitmesh-sim-")
@@ -259,11 +295,19 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		}()
 	}
 	closers = append(closers, attackWG.Wait, cancel) // cancel first, then wait
+	if stop.Load() {
+		return stoppedEarly, nil
+	}
 	for _, l := range append(coldLinks, links...) {
 		if err := w.connect(l.a, l.b, l.latency); err != nil {
 			return Report{}, err
 		}
 	}
+
+	// halt ends the publishers, disruptions and samplers of a run that
+	// stops early. Made in the bubble, so waiting on it is durable.
+	halt, haltRun := context.WithCancel(context.Background())
+	defer haltRun()
 
 	var restarts sync.WaitGroup
 	for _, spec := range sc.Adversaries {
@@ -279,7 +323,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 				honestIDs[h.ID()] = true
 			}
 			end := start.Add(sc.Warmup.Duration + time.Duration(sc.Traffic.Messages)*sc.Traffic.Interval.Duration + sc.Drain.Duration)
-			for time.Sleep(sc.Warmup.Duration); time.Now().Before(end); time.Sleep(time.Second) {
+			for ok := sleepUntil(halt, time.Now().Add(sc.Warmup.Duration)); ok && time.Now().Before(end); ok = sleepUntil(halt, time.Now().Add(time.Second)) {
 				count := 0
 				for _, p := range hosts[t].Network().Peers() {
 					if honestIDs[p] {
@@ -294,9 +338,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 			if spec.Restart.Duration == 0 {
 				return
 			}
-			select {
-			case <-time.After(spec.begins(sc.Warmup.Duration) + spec.Restart.Duration):
-			case <-ctx.Done():
+			if !sleepUntil(halt, time.Now().Add(spec.begins(sc.Warmup.Duration)+spec.Restart.Duration)) {
 				return
 			}
 			rec.restarted(t, time.Now())
@@ -306,7 +348,7 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		}()
 	}
 
-	waitPublishers := startPublishers(sc, start, rec, func(p int, msg uint64) error {
+	waitPublishers := startPublishers(halt, sc, start, rec, func(p int, msg uint64) error {
 		payload := make([]byte, sc.Traffic.Size)
 		binary.BigEndian.PutUint64(payload, msg)
 		_, err := nodes[p].n.Publish(ctx, sc.Traffic.Topic, payload)
@@ -321,16 +363,25 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 	disrupted := make(chan struct{})
 	go func() {
 		defer close(disrupted)
-		disrupt(sc, g, newLinks(w, ids, g), rand.New(rand.NewPCG(sc.Seed, 0xc0ffee)), start.Add(sc.Warmup.Duration), end)
+		disrupt(halt, sc, g, newLinks(w, ids, g), rand.New(rand.NewPCG(sc.Seed, 0xc0ffee)), start.Add(sc.Warmup.Duration), end)
 	}()
-	for now := time.Now(); now.Before(end); now = time.Now() {
-		time.Sleep(min(time.Second, end.Sub(now)))
-		if progress != nil {
+	stopped := false
+	for now, shown := time.Now(), start; now.Before(end); now = time.Now() {
+		if stopped = stop.Load(); stopped {
+			haltRun()
+			break
+		}
+		time.Sleep(min(pollStop, end.Sub(now)))
+		if progress != nil && (time.Since(shown) >= time.Second || !time.Now().Before(end)) {
+			shown = time.Now()
 			fmt.Fprintf(progress, "\rsim %s: virtual %5.0fs of %.0fs, delivered %d of %d", sc.Name,
 				time.Since(start).Seconds(), end.Sub(start).Seconds(), rec.deliveries(), rec.expected())
 		}
 	}
 	if progress != nil {
+		if stopped {
+			fmt.Fprintf(progress, "\nsim %s: stopped at virtual %.1fs of %.0fs", sc.Name, time.Since(start).Seconds(), end.Sub(start).Seconds())
+		}
 		fmt.Fprintln(progress)
 	}
 	pubErr := waitPublishers()
@@ -340,6 +391,9 @@ func run(sc Scenario, progress io.Writer, o runOptions) (Report, error) {
 		return Report{}, pubErr
 	}
 	rep := rec.report(nodes, time.Since(start))
+	if stopped {
+		rep.Partial, rep.Stopped = true, StoppedInterrupted
+	}
 	if o.atEnd != nil {
 		o.atEnd()
 	}
@@ -366,7 +420,10 @@ func stream(sc Scenario, id uint64) *rand.Rand { return rand.New(rand.NewPCG(sc.
 // p×messages+j at start + warmup + offset_p + j×interval through send,
 // recording each publication first. The returned wait blocks until all
 // are sent and returns the first error.
-func startPublishers(sc Scenario, start time.Time, rec *recorder, send func(p int, msg uint64) error) (wait func() error) {
+//
+// Once halt is done the publishers send no more; an error of a send that
+// halt interrupted is not reported.
+func startPublishers(halt context.Context, sc Scenario, start time.Time, rec *recorder, send func(p int, msg uint64) error) (wait func() error) {
 	var wg sync.WaitGroup
 	errs := make(chan error, sc.Traffic.Publishers)
 	for p, offset := range publishOffsets(sc) {
@@ -374,10 +431,12 @@ func startPublishers(sc Scenario, start time.Time, rec *recorder, send func(p in
 		go func() {
 			defer wg.Done()
 			for j := range sc.Traffic.Messages {
-				time.Sleep(time.Until(start.Add(sc.Warmup.Duration + offset + time.Duration(j)*sc.Traffic.Interval.Duration)))
+				if !sleepUntil(halt, start.Add(sc.Warmup.Duration+offset+time.Duration(j)*sc.Traffic.Interval.Duration)) {
+					return
+				}
 				msg := uint64(p*sc.Traffic.Messages + j)
 				rec.publish(msg, p, time.Now())
-				if err := send(p, msg); err != nil {
+				if err := send(p, msg); err != nil && halt.Err() == nil {
 					errs <- fmt.Errorf("publisher %d message %d: %w", p, j, err)
 					return
 				}
@@ -388,6 +447,23 @@ func startPublishers(sc Scenario, start time.Time, rec *recorder, send func(p in
 		wg.Wait()
 		close(errs)
 		return <-errs
+	}
+}
+
+// sleepUntil sleeps until t and reports true, or returns false as soon as
+// halt is done.
+func sleepUntil(halt context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return halt.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return halt.Err() == nil
+	case <-halt.Done():
+		return false
 	}
 }
 

@@ -46,6 +46,12 @@ type Report struct {
 	Targets        []TargetReport `json:"targets,omitempty"`
 	WallSeconds    float64        `json:"wall_seconds"`
 	VirtualSeconds float64        `json:"virtual_seconds"`
+	// Partial is set when the run was stopped before the scenario's end
+	// (Stopped says why, e.g. "interrupted"): the report covers the
+	// VirtualSeconds that ran, and messages published last may not
+	// have had the time to arrive.
+	Partial bool   `json:"partial,omitempty"`
+	Stopped string `json:"stopped,omitempty"`
 
 	samples samples // for plots; not in report.json
 }

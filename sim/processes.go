@@ -30,7 +30,9 @@ const MaxProcessNodes = 100
 // gives the same topology and link latencies, each link is a user-space
 // delay proxy, and the same recorder computes the same Report. Adversaries,
 // partitions, churn, link bandwidth and loss are not supported. dir receives the nodes' data
-// directories and logs.
+// directories and logs. When ctx ends first, RunProcesses stops the nodes
+// and returns the report so far, marked Partial, with an error wrapping
+// context.Cause(ctx).
 func RunProcesses(ctx context.Context, sc Scenario, bin, dir string, progress io.Writer) (Report, error) {
 	switch {
 	case sc.Nodes > MaxProcessNodes:
@@ -172,19 +174,27 @@ func RunProcesses(ctx context.Context, sc Scenario, bin, dir string, progress io
 		case <-subscribed:
 		case <-time.After(30 * time.Second):
 			return Report{}, errors.New("sim: nodes did not all subscribe within 30 s")
+		case <-ctx.Done():
+			return Report{Scenario: sc.Name, Nodes: sc.Nodes, Partial: true, Stopped: StoppedInterrupted},
+				fmt.Errorf("sim: %s stopped while its nodes started: %w", sc.Name, context.Cause(ctx))
 		}
 	}
 
 	start := time.Now()
-	waitPublishers := startPublishers(sc, start, rec, func(p int, msg uint64) error {
+	waitPublishers := startPublishers(ctx, sc, start, rec, func(p int, msg uint64) error {
 		text := fmt.Sprintf("m%d ", msg)
 		payload := text + strings.Repeat(".", max(0, sc.Traffic.Size-len(text)))
 		_, err := procs[p].api.Publish(ctx, sc.Traffic.Topic, []byte(payload), 0)
 		return err
 	})
 	end := start.Add(sc.Warmup.Duration + time.Duration(sc.Traffic.Messages)*sc.Traffic.Interval.Duration + sc.Drain.Duration)
-	for now := time.Now(); now.Before(end); now = time.Now() {
-		time.Sleep(min(time.Second, end.Sub(now)))
+	stopped := false
+	for now := time.Now(); now.Before(end) && !stopped; now = time.Now() {
+		select {
+		case <-time.After(min(time.Second, end.Sub(now))):
+		case <-ctx.Done():
+			stopped = true
+		}
 		if progress != nil {
 			fmt.Fprintf(progress, "\rprocesses %s: %5.0fs of %.0fs, delivered %d of %d", sc.Name, time.Since(start).Seconds(), end.Sub(start).Seconds(), rec.deliveries(), rec.expected())
 		}
@@ -197,6 +207,10 @@ func RunProcesses(ctx context.Context, sc Scenario, bin, dir string, progress io
 	}
 	rep := rec.report(nil, time.Since(start))
 	rep.WallSeconds = time.Since(wall).Seconds()
+	if stopped {
+		rep.Partial, rep.Stopped = true, StoppedInterrupted
+		return rep, fmt.Errorf("sim: %s stopped after %.1f seconds: %w", sc.Name, rep.VirtualSeconds, context.Cause(ctx))
+	}
 	return rep, nil
 }
 

@@ -10,6 +10,9 @@ import (
 func Summary(r Report) string {
 	var b strings.Builder
 	row := func(k, format string, a ...any) { fmt.Fprintf(&b, "| %s | %s |\n", k, fmt.Sprintf(format, a...)) }
+	if r.Partial {
+		fmt.Fprintf(&b, "**Partial report**: the run was %s after %.1f virtual seconds.\n\n", r.Stopped, r.VirtualSeconds)
+	}
 	b.WriteString("| metric | value |\n| --- | --- |\n")
 	row("honest nodes / links", "%d / %d", r.Nodes, r.Links)
 	row("messages published", "%d", r.Messages)

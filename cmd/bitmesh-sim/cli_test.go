@@ -24,9 +24,11 @@ func TestCLI(t *testing.T) {
 	}{
 		{"no subcommand", nil, 2, "Usage: bitmesh sim SUBCOMMAND"},
 		{"help", []string{"--help"}, 0, "crosscheck"},
-		{"unknown subcommand", []string{"frobnicate"}, 2, `unknown subcommand "frobnicate"`},
+		{"unknown subcommand", []string{"frobnicate"}, 2, `unknown subcommand "frobnicate" (want list, run or crosscheck)`},
 		{"list", []string{"list"}, 0, "baseline-1k\n"},
-		{"run help", []string{"run", "--help"}, 0, "-memprofile string"},
+		{"list --json", []string{"list", "--json"}, 0, `"baseline-1k",`},
+		{"list extra argument", []string{"list", "x"}, 2, "want 0 argument(s)"},
+		{"run help", []string{"run", "--help"}, 0, "  --memprofile string"},
 		{"run without scenario", []string{"run"}, 2, "bitmesh sim run: want 1 argument(s)"},
 		{"run bad flag", []string{"run", "--nope", "x"}, 2, "flag provided but not defined"},
 		{"run unknown scenario", []string{"run", "/nonexistent/scenario.yaml"}, 1, "bitmesh sim: scenario \"/nonexistent/scenario.yaml\" is neither shipped"},

@@ -35,36 +35,52 @@ func runSimCrosscheck(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	var virtual sim.Report
 	var runErr error
-	if err := vtime.WithT(func(t *testing.T) { virtual, runErr = sim.Run(t, sc, stderr) }); err != nil || runErr != nil {
+	if err := vtime.WithT(func(t *testing.T) { virtual, runErr = sim.Run(t, sc, stderr, sim.WithContext(ctx)) }); err != nil {
 		return errors.Join(err, runErr)
+	}
+	if runErr != nil {
+		if !virtual.Partial {
+			return runErr
+		}
+		// Stopped in virtual time: the processes never ran.
+		return errors.Join(runErr, writeCrosscheck(*out, stdout, map[string]sim.Report{"virtual.json": virtual}, sim.Summary(virtual)))
 	}
 	work, err := os.MkdirTemp("", "bitmesh-crosscheck-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	real, err := sim.RunProcesses(ctx, sc, *bin, work, stderr)
-	if err != nil {
-		return err
+	real, runErr := sim.RunProcesses(ctx, sc, *bin, work, stderr)
+	if runErr != nil && !real.Partial {
+		return runErr
 	}
 	table := sim.Compare(virtual, real)
-	if *out != "" {
-		if err := os.MkdirAll(*out, 0o755); err != nil {
+	if real.Partial {
+		table = fmt.Sprintf("**Partial report**: the real-process run was %s after %.1f seconds.\n\n", real.Stopped, real.VirtualSeconds) + table
+	}
+	return errors.Join(runErr, writeCrosscheck(*out, stdout, map[string]sim.Report{"virtual.json": virtual, "processes.json": real}, table))
+}
+
+// writeCrosscheck writes the reports and the table to dir (if not empty)
+// and prints the table.
+func writeCrosscheck(dir string, stdout io.Writer, reports map[string]sim.Report, table string) error {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		for name, r := range map[string]sim.Report{"virtual.json": virtual, "processes.json": real} {
+		for name, r := range reports {
 			b, err := json.MarshalIndent(r, "", "  ")
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(filepath.Join(*out, name), append(b, '\n'), 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644); err != nil {
 				return err
 			}
 		}
-		if err := os.WriteFile(filepath.Join(*out, "crosscheck.md"), []byte(table), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "crosscheck.md"), []byte(table), 0o644); err != nil {
 			return err
 		}
 	}
-	_, err = io.WriteString(stdout, table)
+	_, err := io.WriteString(stdout, table)
 	return err
 }

@@ -4,25 +4,30 @@
 // testing package (about a quarter of its size). `bitmesh sim ARGS...`
 // runs `bitmesh-sim ARGS...`, so its messages name the command users type.
 //
-//	bitmesh-sim list
+//	bitmesh-sim list [--json]
 //	bitmesh-sim run [--out DIR] [--json] [--cpuprofile FILE] [--memprofile FILE] SCENARIO
 //	bitmesh-sim crosscheck [--out DIR] [--bin FILE] SCENARIO
 //
 // Build it with `go build ./cmd/bitmesh-sim` and keep it next to bitmesh
 // (or install both with `go install ./cmd/...`).
 //
-// Exit codes: 0 success, 1 failure, 2 usage error.
+// SIGINT or SIGTERM stops run and crosscheck at the next tenth of a
+// virtual second: they write the report so far, marked partial
+// ("partial": true, "stopped": "interrupted" in the JSON, a line atop the
+// summary), and exit 128 + the signal's number.
+//
+// Exit codes: 0 success, 1 failure, 2 usage error, 130 interrupted by
+// SIGINT, 143 by SIGTERM.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/bitmesh/bitmesh/internal/cli"
 	"github.com/bitmesh/bitmesh/sim/scenarios"
@@ -31,9 +36,10 @@ import (
 func main() { os.Exit(runMain()) }
 
 // runMain runs the command line with SIGINT and SIGTERM cancelling the
-// context, so a cross-check stops its node processes cleanly.
+// context: a run stops and writes its partial report, a cross-check also
+// stops its node processes.
 func runMain() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := cli.SignalContext(context.Background())
 	defer stop()
 	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
@@ -47,6 +53,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fmt.Fprintf(stderr, "bitmesh sim: %v\n", err)
+	if in, ok := cli.InterruptedBy(ctx); ok {
+		return in.ExitCode()
+	}
 	return 1
 }
 
@@ -64,17 +73,33 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	switch args[0] {
 	case "list":
-		for _, n := range scenarios.Names() {
-			fmt.Fprintln(stdout, n)
-		}
-		return nil
+		return runSimList(args[1:], stdout, stderr)
 	case "run":
-		return runSimRun(args[1:], stdout, stderr)
+		return runSimRun(ctx, args[1:], stdout, stderr)
 	case "crosscheck":
 		return runSimCrosscheck(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "bitmesh sim: unknown subcommand %q (want run or list)\n", args[0])
+	fmt.Fprintf(stderr, "bitmesh sim: unknown subcommand %q (want list, run or crosscheck)\n", args[0])
 	return errUsage
+}
+
+// runSimList serves `bitmesh sim list`: the shipped scenarios' names.
+func runSimList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sim list", "sim list [--json]", stderr)
+	asJSON := fs.Bool("json", false, "print a JSON array of names")
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	names := scenarios.Names()
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(names)
+	}
+	for _, n := range names {
+		if _, err := fmt.Fprintln(stdout, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Shared with cmd/bitmesh, so both accept the same command lines.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ import (
 	"github.com/bitmesh/bitmesh/sim/scenarios"
 )
 
-func runSimRun(args []string, stdout, stderr io.Writer) error {
+func runSimRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sim run", "sim run [--out DIR] [--json] SCENARIO", stderr)
 	out := fs.String("out", "", "write report.json, report.md and SVG plots to DIR")
 	asJSON := fs.Bool("json", false, "print the report as JSON instead of the summary")
@@ -50,7 +51,7 @@ func runSimRun(args []string, stdout, stderr io.Writer) error {
 	}
 	var rep sim.Report
 	var runErr error
-	var opts []sim.Option
+	opts := []sim.Option{sim.WithContext(ctx)}
 	if *memProfile != "" {
 		opts = append(opts, sim.AtEnd(func() {
 			f, err := os.Create(*memProfile)
@@ -68,18 +69,28 @@ func runSimRun(args []string, stdout, stderr io.Writer) error {
 	if err := vtime.WithT(func(t *testing.T) { rep, runErr = sim.Run(t, sc, stderr, opts...) }); err != nil {
 		return errors.Join(err, runErr)
 	}
-	if runErr != nil {
+	if runErr != nil && !rep.Partial {
 		return runErr
 	}
-	if *out != "" {
-		if err := writeReport(*out, rep); err != nil {
+	// A stopped run still writes and prints the report so far, marked
+	// partial, then fails with runErr.
+	if err := printReport(rep, *out, *asJSON, stdout); err != nil {
+		return errors.Join(runErr, err)
+	}
+	return runErr
+}
+
+// printReport writes rep to dir (if not empty) and prints it.
+func printReport(rep sim.Report, dir string, asJSON bool, stdout io.Writer) error {
+	if dir != "" {
+		if err := writeReport(dir, rep); err != nil {
 			return err
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		return json.NewEncoder(stdout).Encode(rep)
 	}
-	_, err = io.WriteString(stdout, sim.Summary(rep))
+	_, err := io.WriteString(stdout, sim.Summary(rep))
 	return err
 }
 

@@ -13,7 +13,6 @@ import (
 
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
-	"github.com/bitmesh/bitmesh/node/control"
 )
 
 // runCert dispatches `bitmesh cert issue|revoke|show`.
@@ -83,18 +82,18 @@ func runCertIssue(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "file to write (install it as DATA/"+node.CertificateFileName+" on the device)")
 	network := fs.String("network", node.DefaultNetwork, "network name the certificate is valid in")
 	var roles stringList
-	fs.Var(&roles, "role", "role to grant (repeatable), e.g. publish, gateway")
+	fs.Var(&roles, "role", "`role` to grant (repeatable), e.g. publish, gateway")
 	validFor := fs.Duration("valid-for", 365*24*time.Hour, "validity from now")
 	serial := fs.Uint64("serial", uint64(time.Now().Unix()), "serial number (revocations can name it)")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	if *device == "" || *out == "" {
-		return errors.New("--device and --out are required")
+	if op.dir == "" || *device == "" || *out == "" {
+		return usagef(fs, "--operator-data, --device and --out are required")
 	}
 	d, err := identity.ParseDeviceID(*device)
 	if err != nil {
-		return err
+		return usagef(fs, "--device: %v", err)
 	}
 	key, err := op.key()
 	if err != nil {
@@ -120,7 +119,7 @@ func runCertIssue(args []string, stdout, stderr io.Writer) error {
 }
 
 func runCertRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("cert revoke", "cert revoke --operator-data DIR --device ID [--serial N] [--reason TEXT] [--network NAME] [--out FILE] [--data DIR]", stderr)
+	fs := newFlagSet("cert revoke", "cert revoke --operator-data DIR --device ID [--serial N] [--reason TEXT] [--network NAME] [--out FILE] [--data DIR] [--json]", stderr)
 	var op operatorFlags
 	op.register(fs)
 	device := fs.String("device", "", "the device ID (bmdev1…) to revoke")
@@ -129,15 +128,16 @@ func runCertRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 	network := fs.String("network", node.DefaultNetwork, "network name")
 	out := fs.String("out", "", "also write the revocation to this file")
 	announceVia := fs.String("data", "", "data directory of a running node of the mesh, which gossips the revocation")
+	asJSON := fs.Bool("json", false, "print the revocation as JSON, as cert show does")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return err
 	}
-	if *device == "" || (*out == "" && *announceVia == "") {
-		return errors.New("--device and at least one of --out or --data are required")
+	if op.dir == "" || *device == "" || (*out == "" && *announceVia == "") {
+		return usagef(fs, "--operator-data, --device and at least one of --out or --data are required")
 	}
 	d, err := identity.ParseDeviceID(*device)
 	if err != nil {
-		return err
+		return usagef(fs, "--device: %v", err)
 	}
 	key, err := op.key()
 	if err != nil {
@@ -157,7 +157,7 @@ func runCertRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	}
 	if *announceVia != "" {
-		c, err := control.Dial(*announceVia)
+		c, err := dialNode(*announceVia)
 		if err != nil {
 			return err
 		}
@@ -165,6 +165,9 @@ func runCertRevoke(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err := c.Announce(ctx, b); err != nil {
 			return err
 		}
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(revocationJSON(rev))
 	}
 	_, err = fmt.Fprintf(stdout, "revoked %s (serial %d)\n", d, *serial)
 	return err
@@ -188,10 +191,14 @@ func runCertShow(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s is neither a certificate nor a revocation: %w", pos[0], err)
 	}
-	return enc.Encode(map[string]any{
+	return enc.Encode(revocationJSON(r))
+}
+
+func revocationJSON(r identity.Revocation) map[string]any {
+	return map[string]any{
 		"kind": "revocation", "network": r.Network, "device": r.Device.String(), "operator": r.Operator.String(),
 		"serial": r.Serial, "time": r.Time, "reason": r.Reason,
-	})
+	}
 }
 
 func certJSON(c identity.Certificate) map[string]any {

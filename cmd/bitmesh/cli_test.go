@@ -6,8 +6,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/bitmesh/bitmesh/internal/cli"
+	"github.com/bitmesh/bitmesh/internal/version"
 )
 
 func runArgs(args ...string) (code int, stdout, stderr string) {
@@ -16,15 +22,28 @@ func runArgs(args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
+// TestCLIUsage pins exit codes and that usage and help text go to
+// stderr, leaving stdout to results.
 func TestCLIUsage(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		args     []string
 		code     int
-		contains string
+		contains string // in stderr
 	}{
 		{"no command", nil, 2, "Commands:"},
 		{"help", []string{"help"}, 0, "Commands:"},
+		{"--help", []string{"--help"}, 0, "Commands:"},
+		{"help lists sim, version, help", []string{"help"}, 0, "  sim "},
+		{"help node", []string{"help", "node"}, 0, "--listen"},
+		{"help node flag style", []string{"help", "node"}, 0, "  --bootstrap multiaddr\n"},
+		{"help log", []string{"help", "log"}, 0, "checkpoint"},
+		{"help log verify", []string{"help", "log", "verify"}, 0, "--min-cosigners"},
+		{"help cert issue", []string{"help", "cert", "issue"}, 0, "--operator-data"},
+		{"help version", []string{"help", "version"}, 0, "--json"},
+		{"help help", []string{"help", "help"}, 0, "Commands:"},
+		{"help --help", []string{"help", "--help"}, 0, "Commands:"},
+		{"help unknown", []string{"help", "frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"node help", []string{"node", "--help"}, 0, "--bootstrap"},
 		{"pub help", []string{"pub", "--help"}, 0, "--min-peers"},
@@ -34,19 +53,83 @@ func TestCLIUsage(t *testing.T) {
 		{"bad flag", []string{"id", "--nope"}, 2, "flag provided but not defined"},
 		{"ban without subject", []string{"ban"}, 2, "want 1 argument(s)"},
 		{"ban help", []string{"ban", "--help"}, 0, "--reason"},
+		{"unban help", []string{"unban", "--help"}, 0, "--json"},
+		{"log checkpoint help", []string{"log", "checkpoint", "--help"}, 0, "--json"},
+		{"log proof bad index", []string{"log", "proof", "--data", "/nonexistent/bitmesh", "t", "x"}, 2, `INDEX "x"`},
+		{"log without subcommand", []string{"log"}, 2, "SUBCOMMAND"},
+		{"log verify without --log-key", []string{"log", "verify", "--origin", "o", "r.json"}, 2, "--log-key and --origin are required"},
+		{"log verify bad --log-key", []string{"log", "verify", "--log-key", "bmdev1nope", "--origin", "o", "r.json"}, 2, "--log-key"},
+		{"cert issue without --device", []string{"cert", "issue", "--operator-data", "/nonexistent/op", "--out", "x"}, 2, "are required"},
+		{"cert revoke without --out or --data", []string{"cert", "revoke", "--operator-data", "/nonexistent/op", "--device", "bmdev1x"}, 2, "are required"},
 		{"peers without node", []string{"peers", "--data", "/nonexistent/bitmesh"}, 1, "no running node"},
 		{"pub without node", []string{"pub", "--data", "/nonexistent/bitmesh", "t", "m"}, 1, "no running node"},
-		{"bad bootstrap", []string{"node", "--data", "/nonexistent/bitmesh", "--bootstrap", "/ip4/1.2.3.4/tcp/1"}, 1, "/p2p/<peer id>"},
+		{"ban without node", []string{"ban", "--json", "--data", "/nonexistent/bitmesh", "x"}, 1, "no running node"},
+		{"bad bootstrap", []string{"node", "--data", "/nonexistent/bitmesh", "--bootstrap", "/ip4/1.2.3.4/tcp/1"}, 2, "/p2p/<peer id>"},
+		{"version bad argument", []string{"version", "extra"}, 2, "want 0 argument(s)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runArgs(tc.args...)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out, errOut)
 			}
-			if !strings.Contains(out+errOut, tc.contains) {
-				t.Fatalf("output lacks %q\nstdout: %s\nstderr: %s", tc.contains, out, errOut)
+			if !strings.Contains(errOut, tc.contains) {
+				t.Fatalf("stderr lacks %q\nstdout: %s\nstderr: %s", tc.contains, out, errOut)
+			}
+			if code != 1 && out != "" {
+				t.Fatalf("usage or help text on stdout: %q", out)
 			}
 		})
+	}
+}
+
+// TestHelpMatchesFlagHelp: `bitmesh help CMD` is `bitmesh CMD --help`.
+func TestHelpMatchesFlagHelp(t *testing.T) {
+	for _, c := range commands {
+		if c.name == "help" || c.name == "sim" { // sim runs bitmesh-sim
+			continue
+		}
+		_, _, viaHelp := runArgs("help", c.name)
+		_, _, viaFlag := runArgs(c.name, "--help")
+		if viaHelp != viaFlag || viaHelp == "" {
+			t.Errorf("help %s printed %q, %s --help %q", c.name, viaHelp, c.name, viaFlag)
+		}
+		if regexp.MustCompile(`\n  -[a-z]`).MatchString(viaHelp) {
+			t.Errorf("help %s shows a single-dash flag:\n%s", c.name, viaHelp)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, errOut := runArgs(args...)
+		if code != 0 || !strings.HasPrefix(out, "bitmesh ") || !strings.Contains(out, runtime.Version()) || !strings.Contains(out, "revision ") {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	for _, args := range [][]string{{"version", "--json"}, {"--version", "--json"}} {
+		code, out, errOut := runArgs(args...)
+		var v version.Info
+		if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.GoVersion != runtime.Version() || v.Version == "" {
+			t.Fatalf("%v: exit %d, stdout %q (%v), stderr %q", args, code, out, err, errOut)
+		}
+	}
+}
+
+// TestInterruptedExitCode: a command a signal stopped exits 128+signo.
+func TestInterruptedExitCode(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cli.Interrupted{Signal: syscall.SIGINT})
+	var errb bytes.Buffer
+	if got := exitCode(ctx, "pub", context.Canceled, &errb); got != 130 {
+		t.Fatalf("interrupted by SIGINT: exit %d, want 130", got)
+	}
+	cctx, ccancel := context.WithCancelCause(context.Background())
+	ccancel(cli.Interrupted{Signal: syscall.SIGTERM})
+	if got := exitCode(cctx, "pub", context.Canceled, &errb); got != 143 {
+		t.Fatalf("interrupted by SIGTERM: exit %d, want 143", got)
+	}
+	if got := exitCode(cctx, "node", nil, &errb); got != 0 {
+		t.Fatalf("node stopped by a signal: exit %d, want 0", got)
 	}
 }
 
@@ -121,8 +204,9 @@ func TestCertIssueShowRevoke(t *testing.T) {
 		t.Fatalf("cert show: exit %d, %s %s", code, out, errOut)
 	}
 	revFile := filepath.Join(dir, "dev.rev")
-	if code, _, errOut := runArgs("cert", "revoke", "--operator-data", op, "--device", id.DeviceID, "--reason", "lost", "--out", revFile); code != 0 {
-		t.Fatalf("cert revoke: %s", errOut)
+	if code, out, errOut := runArgs("cert", "revoke", "--operator-data", op, "--device", id.DeviceID, "--reason", "lost", "--out", revFile, "--json"); code != 0 ||
+		!strings.Contains(out, `"kind":"revocation"`) || !strings.Contains(out, `"device":"`+id.DeviceID+`"`) {
+		t.Fatalf("cert revoke --json: exit %d, %s %s", code, out, errOut)
 	}
 	if code, out, _ := runArgs("cert", "show", revFile); code != 0 || !strings.Contains(out, `"kind":"revocation"`) || !strings.Contains(out, `"reason":"lost"`) {
 		t.Fatalf("cert show of a revocation: %s", out)

@@ -167,6 +167,26 @@ func TestTwoNodeProcesses(t *testing.T) {
 	if got != 100 {
 		t.Fatalf("sub printed %d messages, want 100", got)
 	}
+
+	// ban and unban report what they did, as JSON with --json.
+	stranger, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := stranger.DeviceID().String()
+	for _, tc := range []struct {
+		args []string
+		want banOutput
+	}{
+		{[]string{"ban", "--data", dirA, "--json", "--for", "1h", "--reason", "e2e", subject}, banOutput{Subject: subject, Banned: true, For: "1h0m0s", Reason: "e2e"}},
+		{[]string{"unban", "--data", dirA, "--json", subject}, banOutput{Subject: subject}},
+	} {
+		code, out, errOut := runArgs(tc.args...)
+		var b banOutput
+		if err := json.Unmarshal([]byte(out), &b); code != 0 || err != nil || b != tc.want {
+			t.Fatalf("%v: exit %d, printed %q (%v), stderr %q; want %+v", tc.args, code, out, err, errOut, tc.want)
+		}
+	}
 }
 
 // buildBitmesh builds the bitmesh binary without the race detector: a

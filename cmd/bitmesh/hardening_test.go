@@ -42,12 +42,13 @@ func TestIsLoopbackAddr(t *testing.T) {
 }
 
 // TestHardenedFlags covers flags refused before any node starts. Every node
-// row carries a bad --bootstrap, so a row that gets past the --api check
-// stops there and never opens a socket.
+// row names a passphrase file that does not exist, so a row that gets past
+// the flag checks (and the remote-API warning) stops there and never opens
+// a socket.
 func TestHardenedFlags(t *testing.T) {
 	dataDir := t.TempDir()
 	node := func(extra ...string) []string {
-		return append([]string{"node", "--data", dataDir, "--bootstrap", "/ip4/1.2.3.4/tcp/1"}, extra...)
+		return append([]string{"node", "--data", dataDir, "--passphrase-file", "/nonexistent/pass"}, extra...)
 	}
 	verify := func(extra ...string) []string {
 		return append([]string{"log", "verify", "--log-key", "bmdev1nope", "--origin", "o"}, append(extra, "/nonexistent/receipt")...)
@@ -63,12 +64,12 @@ func TestHardenedFlags(t *testing.T) {
 		{"api with empty host", node("--api", ":4737"), 2, []string{"not a loopback address"}, ""},
 		{"api on a LAN address", node("--api", "192.0.2.1:4737"), 2, []string{"bearer token"}, ""},
 		{"api without port", node("--api", "127.0.0.1"), 2, []string{"missing port"}, ""},
-		{"api on loopback", node("--api", "127.0.0.1:0"), 1, []string{"/p2p/<peer id>"}, "only protection"},
-		{"api on localhost", node("--api", "localhost:0"), 1, []string{"/p2p/<peer id>"}, "only protection"},
+		{"api on loopback", node("--api", "127.0.0.1:0"), 1, []string{"passphrase"}, "only protection"},
+		{"api on localhost", node("--api", "localhost:0"), 1, []string{"passphrase"}, "only protection"},
 		{"remote api allowed, with a warning", node("--api", "192.0.2.1:4737", "--api-allow-remote"), 1,
-			[]string{"level=WARN", "only protection", "api.json", "/p2p/<peer id>"}, ""},
+			[]string{"level=WARN", "only protection", "api.json", "passphrase"}, ""},
 		{"negative min-cosigners", verify("--min-cosigners", "-1"), 2, []string{"--min-cosigners -1: want 0 or more", "Usage:"}, ""},
-		{"zero min-cosigners", verify("--min-cosigners", "0"), 1, []string{"--log-key"}, "want 0 or more"},
+		{"zero min-cosigners", verify("--min-cosigners", "0"), 2, []string{"--log-key"}, "want 0 or more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runArgs(tc.args...)

@@ -92,12 +92,33 @@ func describeAnchors(r anchor.Receipt) []anchorOutput {
 	return out
 }
 
+// errInvalidReceipt marks a receipt that was read but does not verify:
+// `log verify` exits 3 for it, and 1 when it cannot read the receipt.
+var errInvalidReceipt = errors.New("receipt INVALID")
+
+// receiptError classifies an error of anchor.ParseReceipt or
+// VerifyReceipt: each wraps one of the anchor package's sentinel errors
+// when the receipt itself is at fault.
+func receiptError(err error) error {
+	for _, invalid := range []error{
+		anchor.ErrReceiptMalformed, anchor.ErrEnvelopeInvalid, anchor.ErrInclusion,
+		anchor.ErrCheckpointMalformed, anchor.ErrCheckpointSignature, anchor.ErrOriginMismatch,
+		anchor.ErrCosignature, anchor.ErrNotEnoughCosignatures,
+		anchor.ErrAnchorInvalid, anchor.ErrUnknownAnchorKind,
+	} {
+		if errors.Is(err, invalid) {
+			return fmt.Errorf("%w: %w", errInvalidReceipt, err)
+		}
+	}
+	return fmt.Errorf("verify receipt: %w", err)
+}
+
 func runLogVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("log verify", "log verify --log-key ID --origin ORIGIN [--witness ID]... [--min-cosigners N] [--json] RECEIPT", stderr)
 	logKey := fs.String("log-key", "", "device ID of the node that keeps the log (signs its checkpoints)")
 	origin := fs.String("origin", "", "the log's origin line, as its checkpoints name it")
 	var witnesses stringList
-	fs.Var(&witnesses, "witness", "device ID of a trusted witness (repeatable)")
+	fs.Var(&witnesses, "witness", "device `ID` of a trusted witness (repeatable)")
 	minCosigners := fs.Int("min-cosigners", 0, "how many of the trusted witnesses must have cosigned the checkpoint")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args, 1, 1)
@@ -105,36 +126,34 @@ func runLogVerify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *minCosigners < 0 {
-		fmt.Fprintf(stderr, "bitmesh log verify: --min-cosigners %d: want 0 or more\n", *minCosigners)
-		fs.Usage()
-		return errUsage
+		return usagef(fs, "--min-cosigners %d: want 0 or more", *minCosigners)
 	}
 	if *logKey == "" || *origin == "" {
-		return errors.New("--log-key and --origin are required")
+		return usagef(fs, "--log-key and --origin are required")
 	}
 	lk, err := identity.ParseDeviceID(*logKey)
 	if err != nil {
-		return fmt.Errorf("--log-key: %w", err)
+		return usagef(fs, "--log-key: %v", err)
 	}
 	var ws []identity.DeviceID
 	for _, w := range witnesses {
 		d, err := identity.ParseDeviceID(w)
 		if err != nil {
-			return fmt.Errorf("--witness: %w", err)
+			return usagef(fs, "--witness: %v", err)
 		}
 		ws = append(ws, d)
 	}
 	b, err := os.ReadFile(pos[0])
 	if err != nil {
-		return err
+		return fmt.Errorf("read receipt: %w", err)
 	}
 	r, err := anchor.ParseReceipt(b)
 	if err != nil {
-		return err
+		return receiptError(err)
 	}
 	env, err := anchor.VerifyReceipt(r, lk, *origin, ws, *minCosigners)
 	if err != nil {
-		return fmt.Errorf("receipt INVALID: %w", err)
+		return receiptError(err)
 	}
 	id, err := env.ID()
 	if err != nil {

@@ -66,8 +66,10 @@ func TestLogReceiptOffline(t *testing.T) {
 		out, err := run("log", "show", "--data", dirA, "--json")
 		return err == nil && json.Unmarshal([]byte(out), &logs) == nil && len(logs) == 1 && logs[0].Size == 5
 	})
-	if _, err := run("log", "checkpoint", "--data", dirA, topic); err != nil {
-		t.Fatal(err)
+	out, err := run("log", "checkpoint", "--data", dirA, "--json", topic)
+	var ck checkpointOutput
+	if err != nil || json.Unmarshal([]byte(out), &ck) != nil || ck.Topic != topic || ck.Size != 5 || ck.Origin != logs[0].Origin || len(ck.Root) != 64 || !strings.HasPrefix(ck.Note, ck.Origin+"\n5\n") {
+		t.Fatalf("log checkpoint --json printed %q (%v)", out, err)
 	}
 	waitFor(t, 20*time.Second, "node B to cosign A's checkpoint and the calendar to anchor it", func() bool {
 		out, err := run("log", "show", "--data", dirA, "--json")
@@ -99,7 +101,7 @@ func TestLogReceiptOffline(t *testing.T) {
 		}
 		return string(out), nil
 	}
-	out, err := verify(receipt)
+	out, err = verify(receipt)
 	if err != nil {
 		t.Fatalf("offline verification failed: %v", err)
 	}
@@ -181,6 +183,9 @@ func TestLogReceiptOffline(t *testing.T) {
 			out, err := verify(path)
 			if err == nil {
 				t.Fatalf("tampered receipt verified: %s", out)
+			}
+			if !strings.Contains(err.Error(), "exit status 3") {
+				t.Fatalf("error %q: want exit status 3, an invalid receipt", err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %q does not say %q", err, tc.want)

@@ -96,16 +96,19 @@ func TestLogVerify(t *testing.T) {
 		}
 		return p
 	}
+	// Exit 3: the receipt was read and is invalid; exit 1: it could not
+	// be read at all.
 	for _, tc := range []struct {
 		name string
 		args []string
+		code int
 	}{
-		{"another log key", []string{"log", "verify", "--log-key", stranger.DeviceID().String(), "--origin", origin, path}},
-		{"another origin", []string{"log", "verify", "--log-key", logKey.DeviceID().String(), "--origin", "example.org/other", path}},
-		{"cosigner required but untrusted", args("--witness", stranger.DeviceID().String(), "--min-cosigners", "1", path)},
+		{"another log key", []string{"log", "verify", "--log-key", stranger.DeviceID().String(), "--origin", origin, path}, 3},
+		{"another origin", []string{"log", "verify", "--log-key", logKey.DeviceID().String(), "--origin", "example.org/other", path}, 3},
+		{"cosigner required but untrusted", args("--witness", stranger.DeviceID().String(), "--min-cosigners", "1", path), 3},
 		{"leaf index changed", args(tampered("index.json", func(b []byte) []byte {
 			return bytes.Replace(b, []byte(`"leaf_index":3`), []byte(`"leaf_index":2`), 1)
-		}))},
+		})), 3},
 		{"proof hash changed", args(tampered("proof.json", func(b []byte) []byte {
 			i := bytes.Index(b, []byte(`"proof":["`)) + len(`"proof":["`)
 			c := bytes.Clone(b)
@@ -115,14 +118,18 @@ func TestLogVerify(t *testing.T) {
 				c[i] = 'a'
 			}
 			return c
-		}))},
-		{"not a receipt", args(tampered("junk.json", func([]byte) []byte { return []byte("{}") }))},
-		{"missing file", args(filepath.Join(dir, "nope.json"))},
+		})), 3},
+		{"not a receipt", args(tampered("junk.json", func([]byte) []byte { return []byte("{}") })), 3},
+		{"missing file", args(filepath.Join(dir, "nope.json")), 1},
+		{"a directory, not a file", args(dir), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runArgs(tc.args...)
-			if code != 1 || strings.Contains(out, "valid:") {
-				t.Fatalf("exit %d, stdout %q, stderr %q: want a clear failure", code, out, errOut)
+			if code != tc.code || strings.Contains(out, "valid:") {
+				t.Fatalf("exit %d, stdout %q, stderr %q: want exit %d", code, out, errOut, tc.code)
+			}
+			if invalid := strings.Contains(errOut, "receipt INVALID"); invalid != (tc.code == 3) {
+				t.Fatalf("stderr %q: says INVALID %v, exit %d", errOut, invalid, code)
 			}
 		})
 	}

@@ -2,25 +2,22 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
-	"github.com/bitmesh/bitmesh/node/control"
+	"github.com/bitmesh/bitmesh/anchor"
 )
 
 func runLogShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("log show", "log show [--data DIR] [--json]", stderr)
-	var d dataFlags
-	d.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := control.Dial(d.dir)
+	cmd := newNodeCommand("log show", "log show [--data DIR] [--json]", stderr)
+	asJSON := cmd.fs.Bool("json", false, "print JSON")
+	c, _, err := cmd.open(args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -41,14 +38,9 @@ func runLogShow(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func runLogCheckpoint(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("log checkpoint", "log checkpoint [--data DIR] TOPIC", stderr)
-	var d dataFlags
-	d.register(fs)
-	pos, err := parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := control.Dial(d.dir)
+	cmd := newNodeCommand("log checkpoint", "log checkpoint [--data DIR] [--json] TOPIC", stderr)
+	asJSON := cmd.fs.Bool("json", false, "print the checkpoint's origin, size and root, and the signed note, as JSON")
+	c, pos, err := cmd.open(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -57,8 +49,34 @@ func runLogCheckpoint(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(checkpointJSON(pos[0], note))
+	}
 	_, err = io.WriteString(stdout, note)
 	return err
+}
+
+// checkpointOutput is what `bitmesh log checkpoint --json` prints.
+type checkpointOutput struct {
+	Topic  string `json:"topic"`
+	Origin string `json:"origin,omitempty"`
+	Size   uint64 `json:"size"`
+	Root   string `json:"root,omitempty"` // hex
+	Note   string `json:"note"`           // the signed note, as printed without --json
+}
+
+// checkpointJSON describes a signed checkpoint note: its body is the text
+// before the blank line that starts the signatures.
+func checkpointJSON(topic, note string) checkpointOutput {
+	out := checkpointOutput{Topic: topic, Note: note}
+	body, _, ok := strings.Cut(note, "\n\n")
+	if !ok {
+		return out
+	}
+	if c, err := anchor.ParseCheckpoint([]byte(body + "\n")); err == nil {
+		out.Origin, out.Size, out.Root = c.Origin, c.Size, hex.EncodeToString(c.Root[:])
+	}
+	return out
 }
 
 // runLogReceipt serves `log receipt TOPIC ID` and `log proof TOPIC INDEX`.
@@ -67,11 +85,9 @@ func runLogReceipt(ctx context.Context, verb string, args []string, stdout, stde
 	if verb == "proof" {
 		synopsis = "log proof [--data DIR] [--out FILE] TOPIC INDEX"
 	}
-	fs := newFlagSet("log "+verb, synopsis, stderr)
-	var d dataFlags
-	d.register(fs)
-	out := fs.String("out", "", "write the receipt to FILE instead of standard output")
-	pos, err := parse(fs, args, 2, 2)
+	cmd := newNodeCommand("log "+verb, synopsis, stderr)
+	out := cmd.fs.String("out", "", "write the receipt to FILE instead of standard output")
+	pos, err := parse(cmd.fs, args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -79,12 +95,12 @@ func runLogReceipt(ctx context.Context, verb string, args []string, stdout, stde
 	var index uint64
 	if verb == "proof" {
 		if index, err = strconv.ParseUint(pos[1], 10, 64); err != nil {
-			return fmt.Errorf("INDEX: %w", err)
+			return usagef(cmd.fs, "INDEX %q: want a leaf index (0, 1, …)", pos[1])
 		}
 	} else {
 		id = pos[1]
 	}
-	c, err := control.Dial(d.dir)
+	c, err := dialNode(cmd.data.dir)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
 	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/identity"
@@ -45,89 +48,141 @@ func isLoopbackAddr(addr string) (bool, error) {
 	return err == nil && ip.IsLoopback(), nil
 }
 
-func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("node", "node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT [--api-allow-remote]] [--network NAME]", stderr)
-	var d dataFlags
-	d.register(fs)
+// nodeOptions are `bitmesh node`'s settings beyond node.Config: the
+// control API, logging, and the Merkle logs with their anchoring.
+type nodeOptions struct {
+	api         string // control API listen address
+	apiLoopback bool
+	logLevel    slog.Level
+	logs        meshlog.Config // without anchorers: serveNode makes them
+	calendars   []string       // OpenTimestamps calendar URLs
+	btcRPC      string
+	btcNet      string
+	data        dataFlags
+}
+
+// nodeConfig turns `bitmesh node`'s arguments into a node configuration
+// and the options serveNode needs. It only parses and checks flag values:
+// it reads no file (not even --passphrase-file) and opens nothing. A bad
+// value is a usage error.
+func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, error) {
+	fs := newFlagSet("node", "node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT [--api-allow-remote]] [--network NAME] [flags]", stderr)
+	var o nodeOptions
+	o.data.register(fs)
 	var listen, bootstrap stringList
-	fs.Var(&listen, "listen", "multiaddr to listen on (repeatable; default all interfaces, TCP and QUIC, port 4737)")
-	fs.Var(&bootstrap, "bootstrap", "full multiaddr of a peer to join through, ending in /p2p/<peer id> (repeatable)")
+	fs.Var(&listen, "listen", "`multiaddr` to listen on (repeatable; default all interfaces, TCP and QUIC, port 4737)")
+	fs.Var(&bootstrap, "bootstrap", "full `multiaddr` of a peer to join through, ending in /p2p/<peer id> (repeatable)")
 	api := fs.String("api", "127.0.0.1:0", "control API listen address: a loopback host (127.0.0.1, [::1], localhost) unless --api-allow-remote")
 	allowRemote := fs.Bool("api-allow-remote", false, "let --api listen on a non-loopback address: the bearer token in DATA/"+control.EndpointFileName+", sent in clear over HTTP, is then its only protection")
 	network := fs.String("network", node.DefaultNetwork, "network name: nodes of other networks are never accepted")
 	noMDNS := fs.Bool("no-mdns", false, "do not discover peers on the LAN with mDNS")
 	var operators stringList
-	fs.Var(&operators, "operator", "trusted operator device ID (repeatable): makes the mesh permissioned; the device's certificate is read from DATA/"+node.CertificateFileName)
+	fs.Var(&operators, "operator", "trusted operator device `ID` (repeatable): makes the mesh permissioned; the device's certificate is read from DATA/"+node.CertificateFileName)
 	noNAT := fs.Bool("no-nat", false, "do not ask the gateway (UPnP / NAT-PMP) to map the listen ports")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	var logTopics stringList
-	fs.Var(&logTopics, "log-topic", "keep a Merkle log of this topic's messages, with signed checkpoints (repeatable)")
+	fs.Var(&logTopics, "log-topic", "keep a Merkle log of this `topic`'s messages, with signed checkpoints (repeatable)")
 	logDefaults := meshlog.DefaultConfig()
 	noWitness := fs.Bool("no-witness", false, "do not cosign other nodes' log checkpoints (they are still checked)")
 	ckEvery := fs.Uint64("checkpoint-every", logDefaults.CheckpointEvery, "sign a log checkpoint after this many new entries")
 	ckInterval := fs.Duration("checkpoint-interval", logDefaults.CheckpointInterval, "sign a checkpoint of every grown log this often")
 	var calendars stringList
-	fs.Var(&calendars, "anchor-calendar", "OpenTimestamps calendar URL: anchor log checkpoints there (repeatable)")
+	fs.Var(&calendars, "anchor-calendar", "OpenTimestamps calendar `URL`: anchor log checkpoints there (repeatable)")
 	btcRPC := fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
 	btcNet := fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
 	anchorEvery := fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
 	if _, err := parse(fs, args, 0, 0); err != nil {
-		return err
+		return node.Config{}, o, err
 	}
-	apiLoopback, err := isLoopbackAddr(*api)
+	loopback, err := isLoopbackAddr(*api)
 	if err != nil {
-		fmt.Fprintf(stderr, "bitmesh node: --api %q: %v\n", *api, err)
-		return errUsage
+		return node.Config{}, o, usagef(fs, "--api %q: %v", *api, err)
 	}
-	if !apiLoopback && !*allowRemote {
-		fmt.Fprintf(stderr, "bitmesh node: --api %s is not a loopback address: the control API publishes, bans and signs as this device, "+
+	if !loopback && !*allowRemote {
+		return node.Config{}, o, usagef(fs, "--api %s is not a loopback address: the control API publishes, bans and signs as this device, "+
 			"and anyone who can reach it would face only the bearer token, sent in clear over HTTP. "+
-			"Listen on 127.0.0.1, [::1] or localhost, or pass --api-allow-remote to accept that.\n", *api)
-		return errUsage
+			"Listen on 127.0.0.1, [::1] or localhost, or pass --api-allow-remote to accept that", *api)
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return node.Config{}, o, usagef(fs, "--log-level %q: want debug, info, warn or error", *level)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	if !apiLoopback {
-		log.Warn("control API listens beyond loopback: the bearer token is its only protection, and HTTP sends it in clear",
-			"api", *api, "token_file", filepath.Join(d.dir, control.EndpointFileName))
+	for _, a := range listen {
+		if _, err := multiaddr.NewMultiaddr(a); err != nil {
+			return node.Config{}, o, usagef(fs, "--listen %q: %v", a, err)
+		}
 	}
-	pass, err := d.passphrase()
-	if err != nil {
-		return err
+	for _, a := range bootstrap {
+		if _, err := peer.AddrInfoFromString(a); err != nil {
+			return node.Config{}, o, usagef(fs, "--bootstrap %q: want a multiaddr ending in /p2p/<peer id>: %v", a, err)
+		}
+	}
+	for _, op := range operators {
+		if _, err := identity.ParseDeviceID(op); err != nil {
+			return node.Config{}, o, usagef(fs, "--operator %q: %v", op, err)
+		}
+	}
+	if *ckEvery == 0 || *ckInterval <= 0 {
+		return node.Config{}, o, usagef(fs, "--checkpoint-every and --checkpoint-interval must be positive")
+	}
+	if (len(calendars) > 0 || *btcRPC != "") && *anchorEvery <= 0 {
+		return node.Config{}, o, usagef(fs, "--anchor-interval must be positive")
 	}
 
 	cfg := node.DefaultConfig()
-	cfg.DataDir = d.dir
-	cfg.KeyPassphrase = pass
+	cfg.DataDir = o.data.dir
 	cfg.Network = *network
 	cfg.BootstrapPeers = bootstrap
 	cfg.MDNS = !*noMDNS
 	cfg.NATPortMap = !*noNAT
 	cfg.Operators = operators
-	cfg.Logger = log
 	if len(listen) > 0 {
 		cfg.ListenAddrs = listen
 	}
-	lc := logDefaults
-	lc.Topics, lc.Witness, lc.CheckpointEvery, lc.CheckpointInterval = logTopics, !*noWitness, *ckEvery, *ckInterval
-	lc.AnchorInterval = *anchorEvery
-	if len(calendars) > 0 {
-		otsAnchorer, err := ots.NewAnchorer(ots.Config{Calendars: calendars})
+	o.api, o.apiLoopback = *api, loopback
+	o.logs = logDefaults
+	o.logs.Topics, o.logs.Witness, o.logs.CheckpointEvery, o.logs.CheckpointInterval = logTopics, !*noWitness, *ckEvery, *ckInterval
+	o.logs.AnchorInterval = *anchorEvery
+	o.calendars, o.btcRPC, o.btcNet = calendars, *btcRPC, *btcNet
+	return cfg, o, nil
+}
+
+func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, o, err := nodeConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	return serveNode(ctx, cfg, o, stdout, stderr)
+}
+
+// serveNode runs the node nodeConfig described and its control API until
+// ctx ends.
+func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	cfg.Logger = log
+	if !o.apiLoopback {
+		log.Warn("control API listens beyond loopback: the bearer token is its only protection, and HTTP sends it in clear",
+			"api", o.api, "token_file", filepath.Join(cfg.DataDir, control.EndpointFileName))
+	}
+	pass, err := o.data.passphrase()
+	if err != nil {
+		return fmt.Errorf("passphrase: %w", err)
+	}
+	cfg.KeyPassphrase = pass
+	lc := o.logs
+	if len(o.calendars) > 0 {
+		otsAnchorer, err := ots.NewAnchorer(ots.Config{Calendars: o.calendars})
 		if err != nil {
 			return err
 		}
 		lc.Anchorers = append(lc.Anchorers, otsAnchorer)
 	}
-	if *btcRPC != "" {
-		key, _, err := identity.LoadOrCreate(identity.KeyPath(d.dir), pass)
+	if o.btcRPC != "" {
+		key, _, err := identity.LoadOrCreate(identity.KeyPath(cfg.DataDir), pass)
 		if err != nil {
 			return err
 		}
 		cfg.Key = key
-		btc, err := newBitcoinAnchorer(*btcRPC, *btcNet, key)
+		btc, err := newBitcoinAnchorer(o.btcRPC, o.btcNet, key)
 		if err != nil {
 			return err
 		}
@@ -151,18 +206,18 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *api)
+	ln, err := net.Listen("tcp", o.api)
 	if err != nil {
 		return fmt.Errorf("control API: %w", err)
 	}
 	srv := &http.Server{Handler: control.Handler(n, token), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	if err := control.WriteEndpoint(d.dir, control.Endpoint{Addr: ln.Addr().String(), Token: token}); err != nil {
+	if err := control.WriteEndpoint(cfg.DataDir, control.Endpoint{Addr: ln.Addr().String(), Token: token}); err != nil {
 		srv.Close()
 		return err
 	}
-	defer os.Remove(filepath.Join(d.dir, control.EndpointFileName))
+	defer os.Remove(filepath.Join(cfg.DataDir, control.EndpointFileName))
 
 	ready := readyEvent{Event: "ready", DeviceID: n.DeviceID().String(), PeerID: n.PeerID().String(), API: ln.Addr().String()}
 	for _, a := range n.Addrs() {

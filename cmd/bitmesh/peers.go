@@ -9,19 +9,12 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
-
-	"github.com/bitmesh/bitmesh/node/control"
 )
 
 func runPeers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("peers", "peers [--data DIR] [--json]", stderr)
-	var d dataFlags
-	d.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parse(fs, args, 0, 0); err != nil {
-		return err
-	}
-	c, err := control.Dial(d.dir)
+	cmd := newNodeCommand("peers", "peers [--data DIR] [--json]", stderr)
+	asJSON := cmd.fs.Bool("json", false, "print JSON")
+	c, _, err := cmd.open(args, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -64,16 +57,11 @@ func terminalSafe(s string) string {
 }
 
 func runBan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ban", "ban [--data DIR] [--for DURATION] [--reason TEXT] SUBJECT", stderr)
-	var d dataFlags
-	d.register(fs)
-	dur := fs.Duration("for", 0, "ban duration (0: the node's default, 24h)")
-	reason := fs.String("reason", "", "why, kept with the ban")
-	pos, err := parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := control.Dial(d.dir)
+	cmd := newNodeCommand("ban", "ban [--data DIR] [--for DURATION] [--reason TEXT] [--json] SUBJECT", stderr)
+	dur := cmd.fs.Duration("for", 0, "ban duration (0: the node's default, 24h)")
+	reason := cmd.fs.String("reason", "", "why, kept with the ban")
+	asJSON := cmd.fs.Bool("json", false, "print the result as JSON")
+	c, pos, err := cmd.open(args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -81,25 +69,38 @@ func runBan(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := c.Ban(ctx, pos[0], *dur, *reason); err != nil {
 		return err
 	}
+	if *asJSON {
+		out := banOutput{Subject: pos[0], Banned: true, Reason: *reason}
+		if *dur > 0 {
+			out.For = dur.String()
+		}
+		return json.NewEncoder(stdout).Encode(out)
+	}
 	_, err = fmt.Fprintf(stdout, "banned %s\n", pos[0])
 	return err
 }
 
+// banOutput is what `bitmesh ban --json` and `bitmesh unban --json` print.
+type banOutput struct {
+	Subject string `json:"subject"`
+	Banned  bool   `json:"banned"`
+	For     string `json:"for,omitempty"` // empty: the node's default
+	Reason  string `json:"reason,omitempty"`
+}
+
 func runUnban(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("unban", "unban [--data DIR] SUBJECT", stderr)
-	var d dataFlags
-	d.register(fs)
-	pos, err := parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := control.Dial(d.dir)
+	cmd := newNodeCommand("unban", "unban [--data DIR] [--json] SUBJECT", stderr)
+	asJSON := cmd.fs.Bool("json", false, "print the result as JSON")
+	c, pos, err := cmd.open(args, 1, 1)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	if err := c.Unban(ctx, pos[0]); err != nil {
 		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(banOutput{Subject: pos[0]})
 	}
 	_, err = fmt.Fprintf(stdout, "unbanned %s\n", pos[0])
 	return err

@@ -11,17 +11,12 @@ import (
 )
 
 func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("pub", "pub [--data DIR] [--min-peers N] [--timeout D] [--json] TOPIC MESSAGE", stderr)
-	var d dataFlags
-	d.register(fs)
+	cmd := newNodeCommand("pub", "pub [--data DIR] [--min-peers N] [--timeout D] [--json] TOPIC MESSAGE", stderr)
+	fs := cmd.fs
 	minPeers := fs.Int("min-peers", 1, "wait until this many peers subscribe to the topic (0: publish at once)")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	asJSON := fs.Bool("json", false, "print the envelope ID as JSON")
-	pos, err := parse(fs, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	c, err := control.Dial(d.dir)
+	c, pos, err := cmd.open(args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -40,15 +35,9 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 func runSub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("sub", "sub [--data DIR] [--count N] TOPIC", stderr)
-	var d dataFlags
-	d.register(fs)
-	count := fs.Int("count", 0, "exit after this many messages (0: run until interrupted)")
-	pos, err := parse(fs, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	c, err := control.Dial(d.dir)
+	cmd := newNodeCommand("sub", "sub [--data DIR] [--count N] TOPIC", stderr)
+	count := cmd.fs.Int("count", 0, "exit after this many messages (0: run until interrupted)")
+	c, pos, err := cmd.open(args, 1, 1)
 	if err != nil {
 		return err
 	}

@@ -28,9 +28,18 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
-	// A signal that cancelled ctx reached bitmesh-sim too when it came
-	// from the terminal; SIGTERM lets it stop its node processes cleanly.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	// A signal from the terminal reaches bitmesh-sim too (same process
+	// group), but one sent to bitmesh alone (kill PID, a service manager)
+	// does not: pass on the signal that cancelled ctx, SIGTERM if none
+	// did. bitmesh-sim then writes its partial report and exits 128+signo,
+	// which bitmesh passes through; it is not killed.
+	cmd.Cancel = func() error {
+		sig := syscall.SIGTERM
+		if in, ok := cli.InterruptedBy(ctx); ok {
+			sig = in.Signal
+		}
+		return cmd.Process.Signal(sig)
+	}
 	err = cmd.Run()
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

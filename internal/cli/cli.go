@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // ErrUsage means the flag set already printed what was wrong; commands
@@ -48,15 +49,60 @@ func Parse(fs *flag.FlagSet, args []string, minPos, maxPos int) ([]string, error
 	return pos, nil
 }
 
-// NewFlagSet returns a flag set for `bitmesh SYNOPSIS` writing to stderr.
+// NewFlagSet returns a flag set for `bitmesh SYNOPSIS` whose usage text
+// and errors go to stderr, flags shown as --name.
 func NewFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: bitmesh %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "Usage: bitmesh %s\n", synopsis)
+		PrintFlags(fs)
 	}
 	return fs
+}
+
+// PrintFlags writes fs's flags to its output as flag.PrintDefaults does,
+// but with two dashes, as bitmesh's usage lines and documentation spell
+// them: "--name TYPE", then the usage and any non-zero default.
+func PrintFlags(fs *flag.FlagSet) {
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			fmt.Fprint(fs.Output(), "\nFlags:\n")
+			first = false
+		}
+		typ, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if !zeroDefault(f.DefValue) {
+			if typ == "string" {
+				line += fmt.Sprintf(" (default %q)", f.DefValue)
+			} else {
+				line += fmt.Sprintf(" (default %v)", f.DefValue)
+			}
+		}
+		fmt.Fprintln(fs.Output(), line)
+	})
+}
+
+func zeroDefault(v string) bool {
+	switch v {
+	case "", "0", "0s", "false", "[]":
+		return true
+	}
+	return false
+}
+
+// Usagef reports a usage error the flag set's parser cannot see (a
+// missing required flag, a malformed flag value): it prints "bitmesh
+// NAME: MESSAGE" and the usage, and returns ErrUsage.
+func Usagef(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), "bitmesh %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
+	fs.Usage()
+	return ErrUsage
 }
 
 // FindCompanion finds the executable name beside self (this program's own

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -54,5 +56,43 @@ func writeScript(t *testing.T, path string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte("#!/bin/sh\nexit 0\n"), mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestUsageText(t *testing.T) {
+	var out strings.Builder
+	fs := NewFlagSet("demo", "demo [--data DIR] ARG", &out)
+	fs.String("data", "/var/lib/bitmesh", "data directory")
+	fs.Bool("json", false, "print JSON")
+	fs.Int("count", 3, "how many `N`")
+	fs.Usage()
+	for _, want := range []string{"Usage: bitmesh demo [--data DIR] ARG", "--data string", `(default "/var/lib/bitmesh")`, "--json\n", "--count N", "(default 3)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "\n  -d") || strings.Contains(out.String(), "default false") {
+		t.Errorf("usage shows single-dash flags or zero defaults:\n%s", out.String())
+	}
+	out.Reset()
+	if err := Usagef(fs, "--data is required"); err != ErrUsage || !strings.Contains(out.String(), "bitmesh demo: --data is required\nUsage:") {
+		t.Fatalf("Usagef = %v, printed %q", err, out.String())
+	}
+}
+
+func TestSignalContext(t *testing.T) {
+	ctx, stop := SignalContext(context.Background())
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	<-ctx.Done()
+	in, ok := InterruptedBy(ctx)
+	if !ok || in.Signal != syscall.SIGINT || in.ExitCode() != 130 || in.Error() != "interrupted (SIGINT)" {
+		t.Fatalf("InterruptedBy = %v, %v; want SIGINT, exit 130", in, ok)
+	}
+	stop()
+	if _, ok := InterruptedBy(context.Background()); ok {
+		t.Fatal("a context no signal cancelled reports a signal")
 	}
 }

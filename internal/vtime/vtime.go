@@ -44,10 +44,20 @@ func WithT(f func(t *testing.T)) error {
 		}
 	}
 	// Inside a test binary (bitmesh's own tests) -test.run may filter
-	// tests out: select ours for this run, then put it back.
-	if f := flag.Lookup("test.run"); f != nil {
+	// tests out: select ours for this run, then put it back. The outer
+	// run's log and profile files are its own: the inner run would
+	// truncate them and close the outer one's log (go test passes
+	// -test.testlogfile whenever results are cacheable, failing the test).
+	for name, value := range map[string]string{
+		"test.run": "^VirtualTime$", "test.testlogfile": "", "test.cpuprofile": "", "test.memprofile": "",
+		"test.blockprofile": "", "test.mutexprofile": "", "test.trace": "", "test.coverprofile": "",
+	} {
+		f := flag.Lookup(name)
+		if f == nil {
+			continue
+		}
 		old := f.Value.String()
-		if err := f.Value.Set("^VirtualTime$"); err != nil {
+		if err := f.Value.Set(value); err != nil {
 			return err
 		}
 		defer f.Value.Set(old)
