@@ -168,6 +168,19 @@ func TestTwoNodeProcesses(t *testing.T) {
 		t.Fatalf("sub printed %d messages, want 100", got)
 	}
 
+	// Node B counted both forgeries it dropped, by reason.
+	code, out, errOut := runArgs("stats", "--data", dirB, "--json")
+	var st control.Stats
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+		t.Fatalf("stats --json: exit %d, %v, stderr %q", code, err, errOut)
+	}
+	if st.Drops["bad-signature"] != 1 || st.Drops["wrong-network"] != 1 || st.Peers < 1 || st.Validator.Validated < 100 {
+		t.Errorf("stats of node B %+v: want one bad-signature and one wrong-network drop, a peer, 100+ validated", st)
+	}
+	if code, out, _ := runArgs("stats", "--data", dirB); code != 0 || !strings.Contains(out, "dropped: bad-signature") {
+		t.Errorf("stats: exit %d, printed %q", code, out)
+	}
+
 	// ban and unban report what they did, as JSON with --json.
 	stranger, err := identity.Generate()
 	if err != nil {

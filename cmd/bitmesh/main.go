@@ -7,6 +7,7 @@
 //	bitmesh pub [--data DIR] [--min-peers N] [--timeout D] [--json] TOPIC MESSAGE
 //	bitmesh sub [--data DIR] [--count N] TOPIC
 //	bitmesh peers [--data DIR] [--json]
+//	bitmesh stats [--data DIR] [--json]
 //	bitmesh ban [--data DIR] [--for D] [--reason TEXT] [--json] SUBJECT
 //	bitmesh unban [--data DIR] [--json] SUBJECT
 //	bitmesh cert issue|revoke|show ...
@@ -71,6 +72,7 @@ func init() {
 		{"pub", "publish a message through the running node", runPub},
 		{"sub", "print the verified messages of a topic, one JSON line each", runSub},
 		{"peers", "list peers with their misbehaviour scores and bans", runPeers},
+		{"stats", "show what the node dropped, by reason, and its validation counters", runStats},
 		{"ban", "ban a peer or device (persists across restarts)", runBan},
 		{"unban", "lift a ban", runUnban},
 		{"cert", "issue, revoke or show device certificates (permissioned meshes)", runCert},

@@ -162,6 +162,17 @@ func (c *Client) Peers(ctx context.Context) ([]PeerInfo, error) {
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
+// Stats returns the node's counters.
+func (c *Client) Stats(ctx context.Context) (Stats, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/stats", nil)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer resp.Body.Close()
+	var out Stats
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
 // Ban bans a subject (see BanRequest) for d (0: the node's default).
 func (c *Client) Ban(ctx context.Context, subject string, d time.Duration, reason string) error {
 	req := BanRequest{Subject: subject, Reason: reason}

@@ -15,9 +15,11 @@
 // Endpoints (all need "Authorization: Bearer <token>"):
 //
 //	GET  /v1/info                  node identity and addresses
-//	POST /v1/publish               {"topic","data"|"data_b64","min_peers"} → {"id"}
+//	POST /v1/publish               {"topic","data"|"data_b64","min_peers","peer_wait_ms"} → {"id"}
+//	                               429 + Retry-After at the device's rate, 503 without peers
 //	GET  /v1/subscribe?topic=T     NDJSON stream of Message, one per line
 //	GET  /v1/peers                 connected peers and scored or banned subjects
+//	GET  /v1/stats                 drops by reason, validation counters (Stats)
 //	POST /v1/ban                   {"subject","duration","reason"}: ban a peer or device
 //	POST /v1/unban                 {"subject"}: lift a ban
 //	POST /v1/announce              {"record_b64"}: gossip a certificate or revocation
@@ -129,6 +131,25 @@ type PublishRequest struct {
 	DataB64    string `json:"data_b64,omitempty"`
 	MinPeers   int    `json:"min_peers,omitempty"`
 	PeerWaitMs *int   `json:"peer_wait_ms,omitempty"`
+}
+
+// Stats is the reply to GET /v1/stats: what the node did with what it
+// received, for `bitmesh stats`.
+type Stats struct {
+	Peers  int      `json:"peers"`  // connected peers
+	Topics []string `json:"topics"` // joined mesh topics
+	// Drops counts envelopes not delivered or not sent, by reason
+	// (node.DropReason names); reasons with none are left out.
+	Drops          map[string]uint64 `json:"drops"`
+	Validator      ValidatorStats    `json:"validator"`
+	StreamsRefused map[string]uint64 `json:"streams_refused"` // by protocol: over the limits of ext.StreamLimits
+}
+
+// ValidatorStats is gossip.Stats.
+type ValidatorStats struct {
+	Validated       uint64 `json:"validated"`
+	SignatureChecks uint64 `json:"signature_checks"`
+	CacheHits       uint64 `json:"cache_hits"`
 }
 
 // PublishResponse is the reply to POST /v1/publish.

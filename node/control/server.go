@@ -28,6 +28,7 @@ func (s *server) ownRoutes() []route {
 		{"POST /v1/publish", s.publish},
 		{"GET /v1/subscribe", s.subscribe},
 		{"GET /v1/peers", s.peers},
+		{"GET /v1/stats", s.stats},
 		{"POST /v1/ban", s.ban},
 		{"POST /v1/unban", s.unban},
 		{"POST /v1/announce", s.announce},
@@ -89,6 +90,25 @@ func (s *server) info(w http.ResponseWriter, _ *http.Request) {
 		info.Addrs = append(info.Addrs, a.String())
 	}
 	writeJSON(w, http.StatusOK, info)
+}
+
+func (s *server) stats(w http.ResponseWriter, _ *http.Request) {
+	v := s.n.ValidatorStats()
+	st := Stats{
+		Peers:  len(s.n.Peers()),
+		Topics: s.n.Topics(),
+		Drops:  s.n.Drops(),
+		Validator: ValidatorStats{
+			Validated:       v.Validated,
+			SignatureChecks: v.SignatureChecks,
+			CacheHits:       v.CacheHits,
+		},
+		StreamsRefused: make(map[string]uint64),
+	}
+	for p, n := range s.n.StreamsRefused() {
+		st.StreamsRefused[string(p)] = n
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (s *server) publish(w http.ResponseWriter, r *http.Request) {
