@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,9 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -92,47 +89,6 @@ func printReport(rep sim.Report, dir string, asJSON bool, stdout io.Writer) erro
 	}
 	_, err := io.WriteString(stdout, sim.Summary(rep))
 	return err
-}
-
-// softMemoryLimit sets the Go runtime's soft memory limit to 3/4 of the
-// machine's RAM unless GOMEMLIMIT chose one. A big swarm's heap is mostly
-// live, and the default GC target (twice the live heap) would ask for
-// more memory than the machine has long before the swarm needs it.
-func softMemoryLimit() (int64, bool) {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return 0, false
-	}
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, false
-	}
-	defer f.Close()
-	total, err := memTotal(f)
-	if err != nil {
-		return 0, false
-	}
-	limit := total / 4 * 3
-	debug.SetMemoryLimit(limit)
-	return limit, true
-}
-
-// memTotal reads MemTotal from /proc/meminfo's format, in bytes.
-func memTotal(r io.Reader) (int64, error) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil || kb <= 0 || kb > 1<<40 {
-				return 0, fmt.Errorf("meminfo: bad MemTotal %q", f[1])
-			}
-			return kb << 10, nil
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("meminfo: no MemTotal line")
 }
 
 // loadScenario reads a shipped scenario by name, or a YAML file.

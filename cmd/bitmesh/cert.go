@@ -179,7 +179,7 @@ func runCertShow(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b, err := os.ReadFile(pos[0])
+	b, err := readRecord(pos[0])
 	if err != nil {
 		return err
 	}
@@ -192,6 +192,25 @@ func runCertShow(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%s is neither a certificate nor a revocation: %w", pos[0], err)
 	}
 	return enc.Encode(revocationJSON(r))
+}
+
+// readRecord reads a certificate or revocation file, refusing one larger
+// than either can be rather than reading whatever it holds.
+func readRecord(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	limit := max(identity.MaxCertificateSize, identity.MaxRevocationSize)
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("%s: larger than any certificate or revocation (%d bytes)", name, limit)
+	}
+	return b, nil
 }
 
 func revocationJSON(r identity.Revocation) map[string]any {

@@ -223,4 +223,12 @@ func TestCertIssueShowRevoke(t *testing.T) {
 			t.Errorf("%v succeeded", args)
 		}
 	}
+	// A file larger than any record is refused without reading it all.
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runArgs("cert", "show", big); code != 1 || !strings.Contains(errOut, "larger than any certificate") {
+		t.Errorf("cert show of a 1 MiB file: exit %d, %q", code, errOut)
+	}
 }
