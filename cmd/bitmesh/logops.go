@@ -22,7 +22,7 @@ func runLogShow(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer c.Close()
-	logs, err := c.Logs(ctx)
+	logs, err := listLogs(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func runLogCheckpoint(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	defer c.Close()
-	note, err := c.Checkpoint(ctx, pos[0])
+	note, err := signCheckpoint(ctx, c, pos[0])
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func runLogReceipt(ctx context.Context, verb string, args []string, stdout, stde
 		return err
 	}
 	defer c.Close()
-	b, err := c.Receipt(ctx, pos[0], id, index)
+	b, err := fetchReceipt(ctx, c, pos[0], id, index)
 	if err != nil {
 		return err
 	}

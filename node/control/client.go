@@ -84,6 +84,14 @@ func statusError(method, path string, resp *http.Response) *StatusError {
 	return e
 }
 
+// Do sends an authenticated request for path, with body (nil, or a value
+// sent as JSON), and returns the response if its status is 200 OK; the
+// caller closes its body. Another status becomes an error with the API's
+// error text. Extensions' endpoints (ext.Routes) are reached through it.
+func (c *Client) Do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	return c.do(ctx, method, path, body)
+}
+
 // Info returns the node's identity and addresses.
 func (c *Client) Info(ctx context.Context) (Info, error) {
 	var info Info
