@@ -101,8 +101,9 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
-// TestRoutesClient: control.Client's log calls read what the routes answer,
-// and its LogInfo gives back the node's JSON unchanged.
+// TestRoutesClient: the routes answer control.Client.Do, the door any
+// client of an extension's routes (such as bitmesh log) goes through, and
+// GET /v1/logs gives the node's LogInfo JSON unchanged.
 func TestRoutesClient(t *testing.T) {
 	const topic = "sensors/temp"
 	ln, srv, token := startLogAPI(t, topic)
@@ -115,22 +116,34 @@ func TestRoutesClient(t *testing.T) {
 	c := control.NewClient(control.Endpoint{Addr: strings.TrimPrefix(srv.URL, "http://"), Token: token})
 	defer c.Close()
 
-	if _, err := c.Receipt(ctx, topic, id.String(), 0); err != nil {
-		t.Fatal(err)
+	get := func(method, path string, body any) []byte {
+		t.Helper()
+		resp, err := c.Do(ctx, method, path, body)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
-	note, err := c.Checkpoint(ctx, topic)
-	if err != nil || note == "" {
-		t.Fatalf("checkpoint %q, %v", note, err)
+	if _, err := anchor.ParseReceipt(get(http.MethodGet, "/v1/logs/receipt?topic=sensors%2Ftemp&id="+id.String(), nil)); err != nil {
+		t.Fatalf("receipt: %v", err)
 	}
-	if _, err := c.Checkpoint(ctx, "other"); err == nil || !strings.Contains(err.Error(), "topic not logged") {
+	type checkpointRequest struct {
+		Topic string `json:"topic"`
+	}
+	if note := get(http.MethodPost, "/v1/logs/checkpoint", checkpointRequest{topic}); !bytes.Contains(note, []byte("checkpoint")) {
+		t.Fatalf("checkpoint answer %s", note)
+	}
+	if _, err := c.Do(ctx, http.MethodPost, "/v1/logs/checkpoint", checkpointRequest{"other"}); err == nil || !strings.Contains(err.Error(), "topic not logged") {
 		t.Fatalf("checkpoint of an unlogged topic: %v", err)
 	}
-	logs, err := c.Logs(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(logs) != 2 || logs[0].Topic != topic || logs[0].Size != 1 || logs[0].Checkpoint != 1 {
-		t.Fatalf("logs %+v", logs)
+	var logs []json.RawMessage
+	if err := json.Unmarshal(get(http.MethodGet, "/v1/logs", nil), &logs); err != nil || len(logs) != 2 {
+		t.Fatalf("logs %s: %v", logs, err)
 	}
 	got, err := json.Marshal(logs)
 	if err != nil {
