@@ -113,11 +113,12 @@ func dropReason(err error) DropReason {
 }
 
 // dropTracer counts GossipSub's own drops and follows its outbound queues
-// (backpressure.go). It is called synchronously from GossipSub's
+// (backpressure.go) and its inbound messages (inflow.go). It is called synchronously from GossipSub's
 // goroutines, so it only counts.
 type dropTracer struct {
 	drops *dropCounters
 	out   *outbound
+	in    *inflow
 }
 
 var _ pubsub.RawTracer = dropTracer{}
@@ -125,6 +126,7 @@ var _ pubsub.RawTracer = dropTracer{}
 func (t dropTracer) SendRPC(_ *pubsub.RPC, p peer.ID)                           { t.out.queued(p) }
 func (t dropTracer) SendRPCCompleted(_ *pubsub.RPC, p peer.ID, _ time.Duration) { t.out.written(p) }
 func (t dropTracer) OnClosedOutboundStream(p peer.ID)                           { t.out.gone(p) }
+func (t dropTracer) RecvRPC(rpc *pubsub.RPC)                                    { t.in.received(rpc.GetPublish(), time.Now()) }
 
 func (t dropTracer) RejectMessage(_ *pubsub.Message, reason string) {
 	switch reason {
@@ -152,5 +154,4 @@ func (dropTracer) ValidateMessage(*pubsub.Message)          {}
 func (dropTracer) DeliverMessage(*pubsub.Message)           {}
 func (dropTracer) DuplicateMessage(*pubsub.Message)         {}
 func (dropTracer) ThrottlePeer(peer.ID)                     {}
-func (dropTracer) RecvRPC(*pubsub.RPC)                      {}
 func (dropTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}

@@ -71,6 +71,7 @@ type Node struct {
 
 	drops dropCounters // every envelope not delivered, by reason (drops.go)
 	out   *outbound    // peers' outbound queues, for Publish (backpressure.go)
+	in    *inflow      // how long received envelopes wait (inflow.go)
 
 	// Leaving idle topics (topics.go). Guarded by mu; made on first use.
 	topicUses map[string]*topicUse
@@ -138,6 +139,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		streamRefusals: make(map[protocol.ID]*atomic.Uint64),
 		refused:        make(map[gossip.ID]error),
 		out:            newOutbound(cfg.OutboundQueueSize),
+		in:             newInflow(),
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -207,7 +209,7 @@ func (n *Node) Start(ctx context.Context) error {
 		// (gossipsub v1.1 hardening). pubsub v0.19 defaults it off.
 		pubsub.WithFloodPublish(true),
 		pubsub.WithPeerScore(antispam.PeerScoreParams(n.appScore, whitelist), antispam.PeerScoreThresholds()),
-		pubsub.WithRawTracer(dropTracer{&n.drops, n.out}),
+		pubsub.WithRawTracer(dropTracer{&n.drops, n.out, n.in}),
 		pubsub.WithValidateQueueSize(n.cfg.ValidateQueueSize),
 		pubsub.WithPeerOutboundQueueSize(n.cfg.OutboundQueueSize),
 	}, n.opts.pubsub...)

@@ -54,7 +54,7 @@ func (h meteredHost) SetStreamHandlerMatch(id protocol.ID, match func(protocol.I
 func (n *Node) meterRPCs(handler network.StreamHandler) network.StreamHandler {
 	return func(s network.Stream) {
 		from := s.Conn().RemotePeer()
-		handler(&rpcMeter{Stream: s, max: maxRPCSize, onOversize: func() {
+		handler(&rpcMeter{Stream: s, max: maxRPCSize, hold: n.in.hold, onOversize: func() {
 			n.log.Debug("oversize gossipsub rpc", "from", from)
 			n.penalise(n.peerSubject(from), antispam.Oversize)
 		}})
@@ -73,6 +73,7 @@ type rpcMeter struct {
 	network.Stream
 	max        uint64
 	onOversize func()
+	hold       func() // waits while the node's validation lags (inflow.go)
 
 	body   uint64 // bytes of the current frame still to come
 	length uint64 // the length prefix decoded so far
@@ -81,6 +82,9 @@ type rpcMeter struct {
 }
 
 func (m *rpcMeter) Read(p []byte) (int, error) {
+	if m.hold != nil {
+		m.hold()
+	}
 	n, err := m.Stream.Read(p)
 	m.follow(p[:n])
 	return n, err

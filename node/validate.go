@@ -24,6 +24,7 @@ import (
 // rate limit (before any decoding), then admit.
 func (n *Node) topicValidator(topic string) pubsub.ValidatorEx {
 	return func(_ context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		n.in.validating(m.Message, time.Now())
 		now := n.clock()
 		if from != n.self && !n.def.limiter.AllowPeer(now, from) {
 			n.drops.add(DropPeerRate, 1)
