@@ -16,7 +16,7 @@ import (
 )
 
 // checkFor polls f every step until it returns nil or total elapses.
-func checkFor(t *testing.T, total, step time.Duration, f func() error) {
+func checkFor(t testing.TB, total, step time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(total)
 	for {
@@ -52,7 +52,7 @@ func bootstrapFrom(n *Node) []string {
 	return out
 }
 
-func waitForTopicPeers(t *testing.T, n *Node, topic string, want int) {
+func waitForTopicPeers(t testing.TB, n *Node, topic string, want int) {
 	t.Helper()
 	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if got := len(n.TopicPeers(topic)); got < want {
