@@ -62,9 +62,7 @@ func TestOutboundCongestion(t *testing.T) {
 // outbound queue is congested and gives up with ErrCongested when ctx ends.
 func TestPublishWaitsForRoom(t *testing.T) {
 	a := startNode(t, LocalConfig())
-	cfg := LocalConfig()
-	cfg.BootstrapPeers = bootstrapFrom(a)
-	b := startNode(t, cfg)
+	b := startPeer(t, a, LocalConfig())
 	sub, err := b.Subscribe("t")
 	if err != nil {
 		t.Fatal(err)

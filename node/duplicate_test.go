@@ -51,9 +51,7 @@ func TestResignedEnvelopeDeliveredOnce(t *testing.T) {
 	const topic = "sensors/door"
 	var logA, logB resultLog
 	a := startNode(t, LocalConfig(), WithObserver(logA.observe))
-	cfg := LocalConfig()
-	cfg.BootstrapPeers = bootstrapFrom(a)
-	b := startNode(t, cfg, WithObserver(logB.observe))
+	b := startPeer(t, a, LocalConfig(), WithObserver(logB.observe))
 	subs := make(map[string]*Subscription)
 	for name, n := range map[string]*Node{"a": a, "b": b} {
 		sub, err := n.Subscribe(topic)

@@ -44,6 +44,13 @@ func startNode(t testing.TB, cfg Config, opts ...Option) *Node {
 	return n
 }
 
+// startPeer starts a node with cfg that bootstraps from of.
+func startPeer(t testing.TB, of *Node, cfg Config, opts ...Option) *Node {
+	t.Helper()
+	cfg.BootstrapPeers = bootstrapFrom(of)
+	return startNode(t, cfg, opts...)
+}
+
 func bootstrapFrom(n *Node) []string {
 	var out []string
 	for _, a := range n.Addrs() {
@@ -64,9 +71,7 @@ func waitForTopicPeers(t testing.TB, n *Node, topic string, want int) {
 
 func TestPublishSubscribeTwoNodes(t *testing.T) {
 	a := startNode(t, LocalConfig())
-	cfg := LocalConfig()
-	cfg.BootstrapPeers = bootstrapFrom(a)
-	b := startNode(t, cfg)
+	b := startPeer(t, a, LocalConfig())
 
 	sub, err := b.Subscribe("sensors/temp")
 	if err != nil {

@@ -17,9 +17,7 @@ import (
 func overLimit(tb testing.TB, rate int, d time.Duration) (accepted, refused int, peerScore uint32) {
 	tb.Helper()
 	pub := startNode(tb, LocalConfig())
-	cfg := LocalConfig()
-	cfg.BootstrapPeers = bootstrapFrom(pub)
-	peer := startNode(tb, cfg)
+	peer := startPeer(tb, pub, LocalConfig())
 	sub, err := peer.Subscribe("t")
 	if err != nil {
 		tb.Fatal(err)

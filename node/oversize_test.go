@@ -88,9 +88,7 @@ func sendOversizeRPC(ctx context.Context, h host.Host, p peer.ID, proto protocol
 func TestOversizeRPCsBanSender(t *testing.T) {
 	const topic = "sensors/oversize"
 	victim := startNode(t, LocalConfig())
-	cfg := LocalConfig()
-	cfg.BootstrapPeers = bootstrapFrom(victim)
-	honest := startNode(t, cfg)
+	honest := startPeer(t, victim, LocalConfig())
 	sub, err := honest.Subscribe(topic)
 	if err != nil {
 		t.Fatal(err)

@@ -64,8 +64,7 @@ func BenchmarkTwoNodes(b *testing.B) {
 	cfg := LocalConfig()
 	cfg.Rate.PerSender, cfg.Rate.PerPeer = 0, 0
 	pub := startNode(b, cfg)
-	cfg.BootstrapPeers = bootstrapFrom(pub)
-	sub := startNode(b, cfg)
+	sub := startPeer(b, pub, cfg)
 	s, err := sub.Subscribe("bench", WithBuffer(b.N+1))
 	if err != nil {
 		b.Fatal(err)
