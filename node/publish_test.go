@@ -56,13 +56,24 @@ func TestPublishShapedToPeerLimit(t *testing.T) {
 }
 
 // TestPublishNoPeers: WithMinPeers gives up with ErrNoTopicPeers when ctx
-// ends first.
+// ends first, and the failed publish gives its rate token back.
 func TestPublishNoPeers(t *testing.T) {
-	n := startNode(t, LocalConfig())
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	_, err := n.Publish(ctx, "t", []byte("x"), WithMinPeers(1))
-	if !errors.Is(err, ErrNoTopicPeers) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("publish without peers: %v, want ErrNoTopicPeers and the deadline", err)
+	var clock atomic.Pointer[time.Time]
+	t0 := time.Now()
+	clock.Store(&t0)
+	cfg := LocalConfig()
+	cfg.Clock = func() time.Time { return *clock.Load() }
+	cfg.Rate.PerSender, cfg.Rate.SenderBurst = 1, 2 // own bucket: one token
+	n := startNode(t, cfg)
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_, err := n.Publish(ctx, "t", []byte("x"), WithMinPeers(1))
+		cancel()
+		if !errors.Is(err, ErrNoTopicPeers) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("publish without peers: %v, want ErrNoTopicPeers and the deadline", err)
+		}
+	}
+	if _, err := n.Publish(context.Background(), "t", []byte("x")); err != nil {
+		t.Fatalf("the token was not given back: %v", err)
 	}
 }

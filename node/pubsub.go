@@ -11,6 +11,7 @@ import (
 	"github.com/bitmesh/bitmesh/identity"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
 )
 
 // Message is a verified envelope delivered to a subscriber.
@@ -36,7 +37,19 @@ type publishOptions struct{ minPeers int }
 func WithMinPeers(n int) PublishOption { return func(o *publishOptions) { o.minPeers = n } }
 
 // Publish signs payload into an envelope on topic and gossips it. It returns
-// the envelope ID. Safe for concurrent access.
+// the envelope ID once GossipSub has the envelope. Safe for concurrent
+// access. Nothing is sent when it fails, in particular with:
+//
+//   - a *RateLimitError (ErrPublishRate) beyond the per-device rate the
+//     node's peers enforce, saying when to retry;
+//   - ErrNoTopicPeers when WithMinPeers peers are not there before ctx ends;
+//   - ErrCongested when every topic peer's outbound queue stays over half
+//     full until ctx ends;
+//   - the reason the node's own receive path refused it (a banned device,
+//     a full log, …).
+//
+// A publish that fails before reaching GossipSub gives its rate token
+// back.
 func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts ...PublishOption) (gossip.ID, error) {
 	var o publishOptions
 	for _, opt := range opts {
@@ -52,9 +65,16 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	if size := env.EncodedSize(); size > n.cfg.MaxEnvelopeSize {
 		return gossip.ID{}, fmt.Errorf("node: envelope of %d bytes exceeds MaxEnvelopeSize %d", size, n.cfg.MaxEnvelopeSize)
 	}
-	if err := n.takePublishToken(now); err != nil {
+	token, err := n.takePublishToken(now)
+	if err != nil {
 		return gossip.ID{}, fmt.Errorf("node: publish on %q: %w", topic, err)
 	}
+	handed := false
+	defer func() {
+		if !handed && token != nil {
+			token.CancelAt(now)
+		}
+	}()
 	// Mint for this node's own local target: a node that raised it under
 	// load would otherwise ignore its own envelope, and peers that raised
 	// theirs likely see the same load.
@@ -76,6 +96,7 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	if err := n.out.wait(ctx, t); err != nil {
 		return id, fmt.Errorf("node: publish on %q: %w: %w", topic, ErrCongested, err)
 	}
+	handed = true // GossipSub has it, even if its validation refuses it
 	if err := t.Publish(ctx, raw); err != nil {
 		if reason := n.localRefusal(id); reason != nil {
 			// The node's own checks refused it: say which, not only
@@ -91,16 +112,18 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 // now, or says when there will be one. Its bucket is the per-device rate
 // that every peer applies to this node's device: publishing faster would
 // have the device scored by its own neighbours and banned within seconds.
-func (n *Node) takePublishToken(now time.Time) error {
+// The token is a reservation to cancel if the envelope never reaches
+// GossipSub; nil when there is no limit.
+func (n *Node) takePublishToken(now time.Time) (*rate.Reservation, error) {
 	if n.def.publish == nil {
-		return nil
+		return nil, nil
 	}
 	r := n.def.publish.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return &RateLimitError{RetryAfter: d}
+		return nil, &RateLimitError{RetryAfter: d}
 	}
-	return nil
+	return r, nil
 }
 
 // waitTopicPeers blocks until t has at least n known subscribers. pubsub's
