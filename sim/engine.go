@@ -34,7 +34,15 @@ type Option func(*runOptions)
 type runOptions struct {
 	atEnd func()
 	ctx   context.Context
+	plain bool
 }
+
+// plainGossipSub runs every honest node as a plain go-libp2p-pubsub
+// GossipSub peer with pubsub's default options (libp2p message signing)
+// instead of a bitmesh node, on the same simulated hosts, links and
+// publish schedule: the baseline BenchmarkPlainVsBitmesh compares bitmesh
+// against. Scenarios with adversaries, churn or partitions are not for it.
+func plainGossipSub() Option { return func(o *runOptions) { o.plain = true } }
 
 // AtEnd calls f when the run's virtual time is over, before any node
 // closes: the moment to take a heap profile of the whole swarm.
@@ -85,9 +93,11 @@ func Run(t *testing.T, sc Scenario, progress io.Writer, opts ...Option) (Report,
 	return rep, err
 }
 
-// honest is one simulated bitmesh node.
+// honest is one simulated bitmesh node (or, under plainGossipSub, a
+// plain GossipSub peer in plain, with n nil).
 type honest struct {
 	n       *node.Node
+	plain   *plainPeer
 	id      peer.ID
 	traffic *traffic
 	dataDir string // empty but for nodes that restart
@@ -155,6 +165,10 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	// startNode starts honest node i on its host; a restart calls it again
 	// with the same key, host, data directory and traffic counter.
 	startNode := func(i int, tr *traffic, dataDir string) (*honest, error) {
+		if o.plain {
+			p, err := startPlain(ctx, hosts[i], sc.Traffic.Topic, tr, &readers, func(msg uint64) { rec.deliver(i, msg, time.Now()) })
+			return &honest{plain: p, id: hosts[i].ID(), traffic: tr}, err
+		}
 		cfg := node.LocalConfig()
 		cfg.Key = keys[i]
 		sc.Node.apply(&cfg)
@@ -225,6 +239,10 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 		closers = append(closers, func() {
 			nodesMu.Lock()
 			defer nodesMu.Unlock()
+			if nodes[i].plain != nil {
+				nodes[i].plain.close()
+				return
+			}
 			nodes[i].n.Close()
 		})
 	}
@@ -242,8 +260,8 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	}
 
 	honestIDs := make([]identity.DeviceID, len(nodes))
-	for i, h := range nodes {
-		honestIDs[i] = h.n.DeviceID()
+	for i := range nodes {
+		honestIDs[i] = keys[i].DeviceID()
 	}
 	var attackWG sync.WaitGroup
 	attackErrs := make(chan error, 2*len(sc.Adversaries)) // Run's and a restart's
@@ -351,6 +369,9 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	waitPublishers := startPublishers(halt, sc, start, rec, func(p int, msg uint64) error {
 		payload := make([]byte, sc.Traffic.Size)
 		binary.BigEndian.PutUint64(payload, msg)
+		if pl := nodes[p].plain; pl != nil {
+			return pl.topic.Publish(ctx, payload)
+		}
 		_, err := nodes[p].n.Publish(ctx, sc.Traffic.Topic, payload)
 		return err
 	})
