@@ -42,7 +42,8 @@ type runOptions struct {
 // GossipSub peer with pubsub's default options (libp2p message signing)
 // instead of a bitmesh node, on the same simulated hosts, links and
 // publish schedule: the baseline BenchmarkPlainVsBitmesh compares bitmesh
-// against. Scenarios with adversaries, churn or partitions are not for it.
+// against. Run refuses it for scenarios with adversaries, whose bans and
+// scores only bitmesh nodes have.
 func plainGossipSub() Option { return func(o *runOptions) { o.plain = true } }
 
 // AtEnd calls f when the run's virtual time is over, before any node
@@ -75,6 +76,9 @@ func Run(t *testing.T, sc Scenario, progress io.Writer, opts ...Option) (Report,
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.plain && len(sc.Adversaries) > 0 {
+		return Report{}, fmt.Errorf("%w: plain GossipSub peers run no adversaries", ErrScenario)
+	}
 	// The bubble watches a flag rather than o.ctx: a goroutine in a
 	// synctest bubble waiting on a channel from outside it is not durably
 	// blocked, so virtual time would stop; and a context's Done channel
@@ -94,8 +98,8 @@ func Run(t *testing.T, sc Scenario, progress io.Writer, opts ...Option) (Report,
 	return rep, err
 }
 
-// honest is one simulated bitmesh node (or, under plainGossipSub, a
-// plain GossipSub peer in plain, with n nil).
+// honest is one simulated bitmesh node; under plainGossipSub, plain
+// holds a plain GossipSub peer instead and n is nil.
 type honest struct {
 	n       *node.Node
 	plain   *plainPeer

@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -143,4 +144,46 @@ func BenchmarkPlainVsBitmesh(b *testing.B) {
 	b.ReportMetric(bitmesh.cpu.Seconds()/float64(runs), "bitmesh-cpu-s/op")
 	b.ReportMetric(plain.P99, "plain-p99-ms")
 	b.ReportMetric(bitmesh.P99, "bitmesh-p99-ms")
+}
+
+// TestPlainGossipSub: the baseline side of BenchmarkPlainVsBitmesh
+// delivers every message on a small swarm, and Run refuses it for a
+// scenario with adversaries, which only bitmesh nodes can score and ban.
+func TestPlainGossipSub(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		wantErr    bool
+	}{
+		{"delivers", `
+name: ci-plain
+seed: 7
+nodes: 16
+topology: {kind: random, degree: 4}
+link: {latency_ms: 25, jitter_pct: 10}
+traffic: {publishers: 4, messages: 3, interval: 1s, size: 256}
+warmup: 3s
+drain: 3s
+`, false},
+		{"no adversaries", smallScenario, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, err := ParseScenario([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Run(t, sc, nil, plainGossipSub())
+			if tc.wantErr {
+				if !errors.Is(err, ErrScenario) {
+					t.Fatalf("err = %v, want ErrScenario", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Messages != 12 || rep.HonestDeliveryRatio != 1 {
+				t.Fatalf("%d messages, delivery %.4f; want 12 and 1", rep.Messages, rep.HonestDeliveryRatio)
+			}
+		})
+	}
 }
