@@ -81,6 +81,14 @@ type ValidatorConfig struct {
 	// signature check), and a device sends many envelopes; 0 turns the
 	// cache off.
 	SenderKeyCacheSize int
+	// SharedSignatures, for simulators only, shares signature verdicts
+	// among the validators of many simulated nodes in one process, so each
+	// (ID, signature) is verified once for the whole swarm: in virtual
+	// time a check costs real CPU and no simulated time, so sharing it
+	// changes no outcome. A real node must leave it nil and verify every
+	// signature itself: taking another validator's verdict is trusting
+	// whoever wrote it.
+	SharedSignatures *SignatureCache
 }
 
 // DefaultValidatorConfig returns the policy for network: 1 MiB envelopes, two
@@ -135,8 +143,9 @@ type Result struct {
 // Stats counts validator work since creation.
 type Stats struct {
 	Validated       uint64 // envelopes passed to Validate
-	SignatureChecks uint64 // BIP-340 verifications performed
+	SignatureChecks uint64 // signature verdicts needed (the seen cache missed)
 	CacheHits       uint64 // verdicts served from the seen cache
+	SharedHits      uint64 // of SignatureChecks, verdicts served by SharedSignatures
 }
 
 // Validator runs the validation pipeline as pure decisions: no IO, time as
@@ -149,7 +158,7 @@ type Validator struct {
 	seen *seenCache
 	keys *simplelru.LRU[identity.DeviceID, identity.PublicKey] // parsed sender keys; nil when the cache is off
 
-	validated, sigChecks, cacheHits atomic.Uint64
+	validated, sigChecks, cacheHits, sharedHits atomic.Uint64
 }
 
 // NewValidator returns a validator for cfg.
@@ -173,7 +182,7 @@ func (v *Validator) Config() ValidatorConfig { return v.cfg }
 
 // Stats returns the work counters.
 func (v *Validator) Stats() Stats {
-	return Stats{Validated: v.validated.Load(), SignatureChecks: v.sigChecks.Load(), CacheHits: v.cacheHits.Load()}
+	return Stats{Validated: v.validated.Load(), SignatureChecks: v.sigChecks.Load(), CacheHits: v.cacheHits.Load(), SharedHits: v.sharedHits.Load()}
 }
 
 // Validate checks raw as an envelope arriving on topic. It runs, in order:
@@ -274,8 +283,24 @@ func (v *Validator) validate(now time.Time, topic string, raw []byte, committedA
 }
 
 // verify checks sig over id with the sender's key, lifted once per sender
-// while it stays in the key cache. Runs outside v.mu but for the lookups.
+// while it stays in the key cache, or takes the verdict from
+// SharedSignatures. Runs outside v.mu but for the lookups.
 func (v *Validator) verify(sender identity.DeviceID, id ID, sig identity.Signature) error {
+	shared := v.cfg.SharedSignatures
+	if shared == nil {
+		return v.verifyOwn(sender, id, sig)
+	}
+	if err, ok := shared.get(id, sig); ok {
+		v.sharedHits.Add(1)
+		return err
+	}
+	// Two validators missing at once both verify: the verdicts agree.
+	err := v.verifyOwn(sender, id, sig)
+	shared.put(id, sig, err)
+	return err
+}
+
+func (v *Validator) verifyOwn(sender identity.DeviceID, id ID, sig identity.Signature) error {
 	if v.keys == nil {
 		return identity.VerifyBIP340(sender, id, sig)
 	}
@@ -336,4 +361,42 @@ func (v *Validator) MarkVerified(now time.Time, id ID, sig identity.Signature) {
 	v.mu.Lock()
 	v.seen.put(now, id, seenEntry{sig: sig, verdict: Accept})
 	v.mu.Unlock()
+}
+
+// SignatureCache holds signature verdicts by (ID, signature) for
+// ValidatorConfig.SharedSignatures: simulators only. The ID commits to
+// the sender, so the pair alone decides the verdict. It grows with every
+// distinct envelope and forgets nothing: it lives as long as one
+// simulated run. Safe for concurrent use.
+type SignatureCache struct {
+	mu sync.RWMutex
+	m  map[sigKey]error
+}
+
+type sigKey struct {
+	id  ID
+	sig identity.Signature
+}
+
+// NewSignatureCache returns an empty cache.
+func NewSignatureCache() *SignatureCache { return &SignatureCache{m: map[sigKey]error{}} }
+
+// Len is the number of verdicts held.
+func (c *SignatureCache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
+}
+
+func (c *SignatureCache) get(id ID, sig identity.Signature) (error, bool) {
+	c.mu.RLock()
+	err, ok := c.m[sigKey{id, sig}]
+	c.mu.RUnlock()
+	return err, ok
+}
+
+func (c *SignatureCache) put(id ID, sig identity.Signature, err error) {
+	c.mu.Lock()
+	c.m[sigKey{id, sig}] = err
+	c.mu.Unlock()
 }

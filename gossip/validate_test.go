@@ -923,3 +923,45 @@ func cachedKeys(v *Validator) int {
 	}
 	return v.keys.Len()
 }
+
+// TestSharedSignatures: validators sharing a SignatureCache (simulators
+// only) verify each (ID, signature) once between them and agree on every
+// verdict, a broken signature included; a validator without one verifies
+// for itself.
+func TestSharedSignatures(t *testing.T) {
+	shared := NewSignatureCache()
+	withShared := func(c *ValidatorConfig) { c.SharedSignatures = shared }
+	good, _ := seal(t, testKey(t, 1), nil)
+	bad, _ := seal(t, testKey(t, 2), nil)
+	bad = flip(bad, len(bad)-1) // last signature byte
+	for _, tc := range []struct {
+		name       string
+		raw        []byte
+		verdict    Verdict
+		err        error
+		wantShared uint64 // hits of the second sharing validator
+	}{
+		{"valid", good, Accept, nil, 1},
+		{"bad signature", bad, Reject, ErrBadSignature, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			first, second := newTestValidator(t, withShared), newTestValidator(t, withShared)
+			alone := newTestValidator(t, nil)
+			for i, v := range []*Validator{first, second, alone} {
+				r := v.Validate(testNow, "sensors/temp", tc.raw)
+				if r.Verdict != tc.verdict || (tc.err != nil && !errors.Is(r.Err, tc.err)) {
+					t.Fatalf("validator %d: %v %v, want %v %v", i, r.Verdict, r.Err, tc.verdict, tc.err)
+				}
+			}
+			if s := second.Stats(); s.SharedHits != tc.wantShared || s.SignatureChecks != 1 {
+				t.Errorf("second validator: %+v, want 1 check answered by the shared cache", s)
+			}
+			if s := alone.Stats(); s.SharedHits != 0 || s.SignatureChecks != 1 {
+				t.Errorf("unshared validator: %+v, want its own check", s)
+			}
+		})
+	}
+	if n := shared.Len(); n != 2 {
+		t.Errorf("shared cache holds %d verdicts, want 2", n)
+	}
+}

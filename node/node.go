@@ -107,6 +107,7 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 	}
 	vc := cfg.validatorConfig()
 	vc.Work = def.work
+	vc.SharedSignatures = o.sharedSignatures
 	v, err := gossip.NewValidator(vc)
 	if err != nil {
 		return nil, err

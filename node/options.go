@@ -19,6 +19,8 @@ type options struct {
 	observer gossip.Observer
 	pubsub   []pubsub.Option
 
+	sharedSignatures *gossip.SignatureCache
+
 	extensions []ext.Extension
 }
 
@@ -62,6 +64,23 @@ func WithObserver(f gossip.Observer) Option {
 			return errors.New("node: WithObserver: nil observer")
 		}
 		o.observer = f
+		return nil
+	}
+}
+
+// WithSharedSignatureCache is for simulators only: the node takes
+// signature verdicts from c and adds its own to it, so a swarm of
+// simulated nodes in one process verifies each envelope's signature once
+// (gossip.ValidatorConfig.SharedSignatures). In virtual time a check costs
+// CPU but no simulated time, so this changes no outcome. A real node must
+// not use it: it would trust whichever node wrote a verdict instead of
+// checking every signature itself.
+func WithSharedSignatureCache(c *gossip.SignatureCache) Option {
+	return func(o *options) error {
+		if c == nil {
+			return errors.New("node: WithSharedSignatureCache: nil cache")
+		}
+		o.sharedSignatures = c
 		return nil
 	}
 }

@@ -30,8 +30,10 @@
 //  1. Call Run from a test's goroutine (not inside another synctest
 //     bubble); it makes its own.
 //  2. Size scenarios to the machine: every message costs each receiver
-//     one BIP-340 verification of real CPU (about 0.2 ms), which takes no
-//     virtual time but all of the wall time.
+//     real CPU (decoding, scoring, forwarding), which takes no virtual
+//     time but all of the wall time. Its BIP-340 signature is verified
+//     once for the whole swarm (node.WithSharedSignatureCache, a
+//     simulator-only option: the verdict is the same at every node).
 //  3. Write adversaries as Adversary implementations driving the hosts
 //     they are given; they must return when their context ends.
 package sim

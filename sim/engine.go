@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/bitmesh/bitmesh/antispam"
+	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
 )
@@ -34,7 +35,16 @@ type Option func(*runOptions)
 type runOptions struct {
 	atEnd func()
 	ctx   context.Context
+	plain bool
 }
+
+// plainGossipSub runs every honest node as a plain go-libp2p-pubsub
+// GossipSub peer with pubsub's default options (libp2p message signing)
+// instead of a bitmesh node, on the same simulated hosts, links and
+// publish schedule: the baseline BenchmarkPlainVsBitmesh compares bitmesh
+// against. Run refuses it for scenarios with adversaries, whose bans and
+// scores only bitmesh nodes have.
+func plainGossipSub() Option { return func(o *runOptions) { o.plain = true } }
 
 // AtEnd calls f when the run's virtual time is over, before any node
 // closes: the moment to take a heap profile of the whole swarm.
@@ -66,6 +76,9 @@ func Run(t *testing.T, sc Scenario, progress io.Writer, opts ...Option) (Report,
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.plain && len(sc.Adversaries) > 0 {
+		return Report{}, fmt.Errorf("%w: plain GossipSub peers run no adversaries", ErrScenario)
+	}
 	// The bubble watches a flag rather than o.ctx: a goroutine in a
 	// synctest bubble waiting on a channel from outside it is not durably
 	// blocked, so virtual time would stop; and a context's Done channel
@@ -85,9 +98,11 @@ func Run(t *testing.T, sc Scenario, progress io.Writer, opts ...Option) (Report,
 	return rep, err
 }
 
-// honest is one simulated bitmesh node.
+// honest is one simulated bitmesh node; under plainGossipSub, plain
+// holds a plain GossipSub peer instead and n is nil.
 type honest struct {
 	n       *node.Node
+	plain   *plainPeer
 	id      peer.ID
 	traffic *traffic
 	dataDir string // empty but for nodes that restart
@@ -151,10 +166,18 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	rec.graph = g
 	exhausted := exhaustTargets(sc)
 
+	// One signature verdict per envelope for the whole swarm: in virtual
+	// time a check costs wall time and CPU but no simulated time, so
+	// checking it at every node changes nothing but how long a run takes.
+	sigs := gossip.NewSignatureCache()
 	var readers sync.WaitGroup
 	// startNode starts honest node i on its host; a restart calls it again
 	// with the same key, host, data directory and traffic counter.
 	startNode := func(i int, tr *traffic, dataDir string) (*honest, error) {
+		if o.plain {
+			p, err := startPlain(ctx, hosts[i], sc.Traffic.Topic, tr, &readers, func(msg uint64) { rec.deliver(i, msg, time.Now()) })
+			return &honest{plain: p, id: hosts[i].ID(), traffic: tr}, err
+		}
 		cfg := node.LocalConfig()
 		cfg.Key = keys[i]
 		sc.Node.apply(&cfg)
@@ -175,7 +198,7 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 		if len(sc.Adversaries) > 0 {
 			psOpts = append(psOpts, pubsub.WithPeerScoreInspect(func(m map[peer.ID]float64) { rec.scored(time.Now(), m) }, time.Second))
 		}
-		n, err := node.New(cfg, node.WithHost(hosts[i]), node.WithPubSubOptions(psOpts...))
+		n, err := node.New(cfg, node.WithHost(hosts[i]), node.WithPubSubOptions(psOpts...), node.WithSharedSignatureCache(sigs))
 		if err != nil {
 			return nil, err
 		}
@@ -225,6 +248,10 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 		closers = append(closers, func() {
 			nodesMu.Lock()
 			defer nodesMu.Unlock()
+			if nodes[i].plain != nil {
+				nodes[i].plain.close()
+				return
+			}
 			nodes[i].n.Close()
 		})
 	}
@@ -242,8 +269,8 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	}
 
 	honestIDs := make([]identity.DeviceID, len(nodes))
-	for i, h := range nodes {
-		honestIDs[i] = h.n.DeviceID()
+	for i := range nodes {
+		honestIDs[i] = keys[i].DeviceID()
 	}
 	var attackWG sync.WaitGroup
 	attackErrs := make(chan error, 2*len(sc.Adversaries)) // Run's and a restart's
@@ -351,6 +378,9 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	waitPublishers := startPublishers(halt, sc, start, rec, func(p int, msg uint64) error {
 		payload := make([]byte, sc.Traffic.Size)
 		binary.BigEndian.PutUint64(payload, msg)
+		if pl := nodes[p].plain; pl != nil {
+			return pl.topic.Publish(ctx, payload)
+		}
 		_, err := nodes[p].n.Publish(ctx, sc.Traffic.Topic, payload)
 		return err
 	})
