@@ -91,7 +91,7 @@ func runOverheadSide(b *testing.B, side string) overheadSide {
 	out := overheadSide{wall: time.Since(start)}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	out.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	out.rssKiB = ru.Maxrss // KiB on Linux
+	out.rssKiB = int64(ru.Maxrss) // KiB on Linux; int32 on 32-bit ARM
 	if err := json.Unmarshal(stdout.Bytes(), &out.overheadResult); err != nil {
 		b.Fatalf("%s side: %v in %q", side, err, stdout.Bytes())
 	}
