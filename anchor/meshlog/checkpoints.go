@@ -39,7 +39,9 @@ func (m *MeshLog) checkpointLoop(ctx context.Context) {
 }
 
 // anchorDue anchors the newest checkpoint of every log once per
-// AnchorInterval, and tries to complete pending anchor proofs.
+// AnchorInterval, and tries to complete pending anchor proofs. The
+// interval starts at an attempt: a tick with no checkpoint to anchor (a
+// log still empty) does not use up the slot.
 func (m *MeshLog) anchorDue(ctx context.Context) {
 	if len(m.cfg.Anchorers) == 0 {
 		return
@@ -50,10 +52,15 @@ func (m *MeshLog) anchorDue(ctx context.Context) {
 	}
 	m.mu.Lock()
 	due := m.anchored.IsZero() || h.Now().Sub(m.anchored) >= m.cfg.AnchorInterval
-	if due {
-		m.anchored = h.Now()
-	}
 	m.mu.Unlock()
+	attempted := false
+	defer func() {
+		if attempted {
+			m.mu.Lock()
+			m.anchored = h.Now()
+			m.mu.Unlock()
+		}
+	}()
 	for _, topic := range m.cfg.Topics {
 		tl := m.logs[topic]
 		tl.mu.Lock()
@@ -68,6 +75,7 @@ func (m *MeshLog) anchorDue(ctx context.Context) {
 				case have >= 0 && own.anchors[have].Pending:
 					p, err = a.Upgrade(ctx, own.anchors[have])
 				case have < 0 && newest && due:
+					attempted = true
 					p, err = a.Anchor(ctx, own.c)
 				default:
 					continue
