@@ -10,7 +10,8 @@ import (
 
 // TestNodeMetricsEndpoint: `bitmesh node --metrics 127.0.0.1:0` names its
 // metrics listener on the ready line and serves /metrics, /healthz and
-// /readyz there without a token; the node's bootstrap peer makes it ready.
+// /readyz there without a token, with its Merkle logs and libp2p's host
+// metrics; the node's bootstrap peer makes it ready.
 func TestNodeMetricsEndpoint(t *testing.T) {
 	if testing.Short() {
 		t.Log("-short: skipping the multi-process test")
@@ -20,7 +21,8 @@ func TestNodeMetricsEndpoint(t *testing.T) {
 	if readyA.Metrics != "" {
 		t.Fatalf("metrics %q without --metrics", readyA.Metrics)
 	}
-	_, readyB := startNodeProc(t, t.TempDir(), "--metrics", "127.0.0.1:0", "--bootstrap", readyA.Addrs[0])
+	_, readyB := startNodeProc(t, t.TempDir(), "--metrics", "127.0.0.1:0", "--bootstrap", readyA.Addrs[0],
+		"--log-topic", "e2e/metrics")
 	if readyB.Metrics == "" || readyB.Metrics == readyB.API {
 		t.Fatalf("ready line metrics %q (api %q): want a listener of its own", readyB.Metrics, readyB.API)
 	}
@@ -45,6 +47,8 @@ func TestNodeMetricsEndpoint(t *testing.T) {
 		{"/healthz", "ok"},
 		{"/metrics", "bitmesh_node_running 1"},
 		{"/metrics", "go_goroutines"},
+		{"/metrics", `bitmesh_log_entries{topic="e2e/metrics"} 0`}, // the meshlog extension, wired
+		{"/metrics", "libp2p_"},                                    // the host's own metrics, in the same registry
 	} {
 		if code, body := get(tc.path); code != http.StatusOK || !strings.Contains(body, tc.contains) {
 			t.Fatalf("GET %s: %d, body lacks %q:\n%.2000s", tc.path, code, tc.contains, body)
