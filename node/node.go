@@ -69,9 +69,10 @@ type Node struct {
 	refusedMu sync.Mutex          // guards refused
 	refused   map[gossip.ID]error // why own envelopes were refused; see Publish
 
-	drops dropCounters // every envelope not delivered, by reason (drops.go)
-	out   *outbound    // peers' outbound queues, for Publish (backpressure.go)
-	in    *inflow      // how long received envelopes wait (inflow.go)
+	drops dropCounters    // every envelope not delivered, by reason (drops.go)
+	msgs  messageCounters // every envelope accepted, own or not (counters.go)
+	out   *outbound       // peers' outbound queues, for Publish (backpressure.go)
+	in    *inflow         // how long received envelopes wait (inflow.go)
 
 	// Leaving idle topics (topics.go). Guarded by mu; made on first use.
 	topicUses map[string]*topicUse
@@ -430,6 +431,7 @@ func PubSubTopic(network, topic string) string {
 func (n *Node) pubsubTopic(topic string) string { return PubSubTopic(n.cfg.Network, topic) }
 
 func (n *Node) observe(from peer.ID, topic string, r gossip.Result) {
+	n.msgs.count(from == n.self, r)
 	if r.Verdict != gossip.Accept {
 		n.drops.add(dropReason(r.Err), 1)
 		n.log.Debug("envelope dropped", "topic", topic, "from", from, "verdict", r.Verdict, "err", r.Err)

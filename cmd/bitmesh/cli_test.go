@@ -65,6 +65,7 @@ func TestCLIUsage(t *testing.T) {
 		{"pub without node", []string{"pub", "--data", "/nonexistent/bitmesh", "t", "m"}, 1, "no running node"},
 		{"ban without node", []string{"ban", "--json", "--data", "/nonexistent/bitmesh", "x"}, 1, "no running node"},
 		{"bad bootstrap", []string{"node", "--data", "/nonexistent/bitmesh", "--bootstrap", "/ip4/1.2.3.4/tcp/1"}, 2, "/p2p/<peer id>"},
+		{"remote metrics without --metrics-allow-remote", []string{"node", "--data", "/nonexistent/bitmesh", "--metrics", "0.0.0.0:9100"}, 2, "--metrics-allow-remote"},
 		{"version bad argument", []string{"version", "extra"}, 2, "want 0 argument(s)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

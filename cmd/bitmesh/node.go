@@ -15,14 +15,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
 	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/bitmesh/bitmesh/node/control"
+	"github.com/bitmesh/bitmesh/node/metrics"
 )
 
 // readyEvent is the one line `bitmesh node` prints on stdout once it serves.
@@ -32,6 +35,7 @@ type readyEvent struct {
 	PeerID   string   `json:"peer_id"`
 	Addrs    []string `json:"addrs"`
 	API      string   `json:"api"`
+	Metrics  string   `json:"metrics,omitempty"` // the metrics listener, with --metrics
 }
 
 // isLoopbackAddr reports whether addr (HOST:PORT) names a loopback host: a
@@ -53,6 +57,8 @@ func isLoopbackAddr(addr string) (bool, error) {
 type nodeOptions struct {
 	api         string // control API listen address
 	apiLoopback bool
+	metrics     string // metrics listen address; "" for none
+	metricsLoop bool
 	logLevel    slog.Level
 	logs        meshlog.Config // without anchorers: serveNode makes them
 	calendars   []string       // OpenTimestamps calendar URLs
@@ -66,7 +72,7 @@ type nodeOptions struct {
 // it reads no file (not even --passphrase-file) and opens nothing. A bad
 // value is a usage error.
 func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, error) {
-	fs := newFlagSet("node", "node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT [--api-allow-remote]] [--network NAME] [flags]", stderr)
+	fs := newFlagSet("node", "node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT [--api-allow-remote]] [--metrics HOST:PORT [--metrics-allow-remote]] [--network NAME] [flags]", stderr)
 	var o nodeOptions
 	o.data.register(fs)
 	var listen, bootstrap stringList
@@ -74,6 +80,8 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 	fs.Var(&bootstrap, "bootstrap", "full `multiaddr` of a peer to join through, ending in /p2p/<peer id> (repeatable)")
 	api := fs.String("api", "127.0.0.1:0", "control API listen address: a loopback host (127.0.0.1, [::1], localhost) unless --api-allow-remote")
 	allowRemote := fs.Bool("api-allow-remote", false, "let --api listen on a non-loopback address: the bearer token in DATA/"+control.EndpointFileName+", sent in clear over HTTP, is then its only protection")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics, /healthz and /readyz, without a token, on this `HOST:PORT` (off when empty): a loopback host unless --metrics-allow-remote")
+	metricsRemote := fs.Bool("metrics-allow-remote", false, "let --metrics listen on a non-loopback address: anyone who reaches it reads the node's peer count, traffic and refusals")
 	network := fs.String("network", node.DefaultNetwork, "network name: nodes of other networks are never accepted")
 	noMDNS := fs.Bool("no-mdns", false, "do not discover peers on the LAN with mDNS")
 	var operators stringList
@@ -102,6 +110,18 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 		return node.Config{}, o, usagef(fs, "--api %s is not a loopback address: the control API publishes, bans and signs as this device, "+
 			"and anyone who can reach it would face only the bearer token, sent in clear over HTTP. "+
 			"Listen on 127.0.0.1, [::1] or localhost, or pass --api-allow-remote to accept that", *api)
+	}
+	if *metricsAddr != "" {
+		loopback, err := isLoopbackAddr(*metricsAddr)
+		if err != nil {
+			return node.Config{}, o, usagef(fs, "--metrics %q: %v", *metricsAddr, err)
+		}
+		if !loopback && !*metricsRemote {
+			return node.Config{}, o, usagef(fs, "--metrics %s is not a loopback address: its endpoints need no token, "+
+				"so anyone who can reach it reads the node's peers, traffic and refusals. "+
+				"Listen on 127.0.0.1, [::1] or localhost, or pass --metrics-allow-remote to accept that", *metricsAddr)
+		}
+		o.metrics, o.metricsLoop = *metricsAddr, loopback
 	}
 	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return node.Config{}, o, usagef(fs, "--log-level %q: want debug, info, warn or error", *level)
@@ -193,7 +213,13 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 	if err != nil {
 		return err
 	}
-	n, err := node.New(cfg, node.WithExtension(logs))
+	nopts := []node.Option{node.WithExtension(logs)}
+	var reg *prometheus.Registry
+	if o.metrics != "" {
+		reg = metrics.NewRegistry()
+		nopts = append(nopts, node.WithLibp2pOptions(libp2p.PrometheusRegisterer(reg)))
+	}
+	n, err := node.New(cfg, nopts...)
 	if err != nil {
 		return err
 	}
@@ -201,6 +227,16 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 		return err
 	}
 	defer n.Close()
+
+	var metricsAddr string
+	if reg != nil {
+		msrv, addr, err := serveMetrics(reg, n, logs, o, log)
+		if err != nil {
+			return err
+		}
+		defer msrv.Close()
+		metricsAddr = addr
+	}
 
 	token, err := control.NewToken()
 	if err != nil {
@@ -219,7 +255,7 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 	}
 	defer os.Remove(filepath.Join(cfg.DataDir, control.EndpointFileName))
 
-	ready := readyEvent{Event: "ready", DeviceID: n.DeviceID().String(), PeerID: n.PeerID().String(), API: ln.Addr().String()}
+	ready := readyEvent{Event: "ready", DeviceID: n.DeviceID().String(), PeerID: n.PeerID().String(), API: ln.Addr().String(), Metrics: metricsAddr}
 	for _, a := range n.Addrs() {
 		ready.Addrs = append(ready.Addrs, a.String())
 	}
@@ -242,4 +278,41 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 	}
 	srv.Close()
 	return nil
+}
+
+// serveMetrics serves the node's metrics and health endpoints on their own
+// listener, o.metrics, and returns the server, to close, and its address.
+// Nothing there needs the control API's token, and nothing there acts.
+func serveMetrics(reg *prometheus.Registry, n *node.Node, logs *meshlog.MeshLog, o nodeOptions, log *slog.Logger) (*http.Server, string, error) {
+	if !o.metricsLoop {
+		log.Warn("metrics listen beyond loopback: anyone who reaches them reads the node's peers, traffic and refusals", "metrics", o.metrics)
+	}
+	h, err := metrics.New(reg, n, metrics.WithLogs(metricsLogs(logs)))
+	if err != nil {
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", o.metrics)
+	if err != nil {
+		return nil, "", fmt.Errorf("metrics: %w", err)
+	}
+	srv := metrics.NewServer(h)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener failed", "err", err)
+		}
+	}()
+	return srv, ln.Addr().String(), nil
+}
+
+// metricsLogs reports the Merkle logs' state to package metrics.
+func metricsLogs(m *meshlog.MeshLog) func() []metrics.Log {
+	return func() []metrics.Log {
+		infos := m.Logs()
+		out := make([]metrics.Log, 0, len(infos))
+		for _, l := range infos {
+			out = append(out, metrics.Log{Topic: l.Topic, Entries: l.Size, Bytes: l.Bytes, Checkpoint: l.Checkpoint,
+				Anchored: l.Anchored, PendingAnchors: len(l.Pending), Refused: l.Refused})
+		}
+		return out
+	}
 }

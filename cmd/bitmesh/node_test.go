@@ -53,6 +53,24 @@ func TestNodeConfig(t *testing.T) {
 			}
 		}},
 		{"remote API refused", []string{"--api", "0.0.0.0:9000"}, true, nil},
+		{"metrics off by default", nil, false, func(t *testing.T, _ node.Config, o nodeOptions) {
+			if o.metrics != "" {
+				t.Errorf("metrics %q", o.metrics)
+			}
+		}},
+		{"metrics on loopback", []string{"--metrics", "localhost:9100"}, false, func(t *testing.T, _ node.Config, o nodeOptions) {
+			if o.metrics != "localhost:9100" || !o.metricsLoop {
+				t.Errorf("metrics %q loopback %v", o.metrics, o.metricsLoop)
+			}
+		}},
+		{"remote metrics allowed", []string{"--metrics", "0.0.0.0:9100", "--metrics-allow-remote"}, false, func(t *testing.T, _ node.Config, o nodeOptions) {
+			if o.metrics != "0.0.0.0:9100" || o.metricsLoop {
+				t.Errorf("metrics %q loopback %v", o.metrics, o.metricsLoop)
+			}
+		}},
+		{"remote metrics refused", []string{"--metrics", "0.0.0.0:9100"}, true, nil},
+		{"remote metrics refused under --api-allow-remote", []string{"--metrics", "[::]:9100", "--api-allow-remote"}, true, nil},
+		{"metrics without port", []string{"--metrics", "127.0.0.1"}, true, nil},
 		{"API without port", []string{"--api", "127.0.0.1"}, true, nil},
 		{"bad log level", []string{"--log-level", "loud"}, true, nil},
 		{"bad listen", []string{"--listen", "tcp/4737"}, true, nil},

@@ -1,0 +1,151 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bitmesh/bitmesh/antispam"
+	"github.com/bitmesh/bitmesh/node"
+)
+
+// Log is one Merkle log's state, as an extension such as anchor/meshlog
+// reports it (cmd/bitmesh adapts MeshLog.Logs). Topic must be local
+// configuration: it becomes a label.
+type Log struct {
+	Topic          string
+	Entries        uint64            // the log's size
+	Bytes          uint64            // the entries' size
+	Checkpoint     uint64            // size of the newest signed checkpoint
+	Anchored       uint64            // size of the newest checkpoint with a confirmed anchor
+	PendingAnchors int               // anchors awaiting confirmation
+	Refused        map[string]uint64 // envelopes refused, by a fixed set of reasons
+}
+
+// Option configures New.
+type Option func(*collector)
+
+// WithLogs reports the Merkle logs f describes at each scrape. f must be
+// safe to call from any goroutine and quick; it may return nil (no logs,
+// or the extension is not running).
+func WithLogs(f func() []Log) Option { return func(c *collector) { c.logs = f } }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("bitmesh_"+name, help, labels, nil)
+}
+
+// The node's metrics. Names follow Prometheus's conventions: a bitmesh_
+// prefix, snake_case, _total on counters.
+var (
+	descRunning         = desc("node_running", "1 while the node is started and not closed, else 0.")
+	descPeers           = desc("peers", "Peers the node is connected to.")
+	descTopics          = desc("topics", "GossipSub topics the node has joined.")
+	descPublished       = desc("messages_published_total", "The node's own envelopes accepted by its validator on their way into the mesh.")
+	descReceived        = desc("messages_received_total", "Other devices' envelopes accepted: delivered and forwarded, or recovered from a peer's log.")
+	descValidated       = desc("validator_envelopes_total", "Envelopes passed to the validation pipeline.")
+	descSignatureChecks = desc("validator_signature_checks_total", "Signature verdicts the validator needed (its seen cache missed).")
+	descCacheHits       = desc("validator_cache_hits_total", "Verdicts served from the validator's seen cache.")
+	descDrops           = desc("drops_total", "Envelopes dropped, by reason: refused by the receive path or not queued by GossipSub.", "reason")
+	descBanned          = desc("banned_subjects", "Bans in force, by subject kind (peer, device).", "kind")
+	descScored          = desc("scored_subjects", "Subjects with a misbehaviour score in the ledger, by kind (peer, device).", "kind")
+	descStreamsRefused  = desc("streams_refused_total", "Streams of the node's protocols refused for too many open, by protocol.", "protocol")
+	descLogEntries      = desc("log_entries", "Entries in the Merkle log of a topic.", "topic")
+	descLogBytes        = desc("log_bytes", "Bytes of the entries in the Merkle log of a topic.", "topic")
+	descLogCheckpoint   = desc("log_checkpoint_size", "Size of the newest signed checkpoint of a topic's log.", "topic")
+	descLogAnchored     = desc("log_anchored_size", "Size of the newest checkpoint of a topic's log with a confirmed anchor (0: none).", "topic")
+	descLogPending      = desc("log_anchors_pending", "Anchors of a topic's log awaiting confirmation.", "topic")
+	descLogRefused      = desc("log_refused_total", "Envelopes a topic's log refused, by reason.", "topic", "reason")
+)
+
+// subjectKinds are the ledger's subject kinds, each reported even at 0.
+var subjectKinds = []antispam.SubjectKind{antispam.SubjectPeer, antispam.SubjectDevice}
+
+// collector reads the node when Prometheus collects: no state of its own.
+type collector struct {
+	n    *node.Node
+	logs func() []Log
+}
+
+var _ prometheus.Collector = (*collector)(nil)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRunning, descPeers, descTopics, descPublished, descReceived,
+		descValidated, descSignatureChecks, descCacheHits, descDrops, descBanned, descScored, descStreamsRefused} {
+		ch <- d
+	}
+	if c.logs != nil {
+		for _, d := range []*prometheus.Desc{descLogEntries, descLogBytes, descLogCheckpoint, descLogAnchored, descLogPending, descLogRefused} {
+			ch <- d
+		}
+	}
+}
+
+func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func counter(d *prometheus.Desc, v uint64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	if !c.n.Running() {
+		ch <- gauge(descRunning, 0)
+		return
+	}
+	ch <- gauge(descRunning, 1)
+	ch <- gauge(descPeers, float64(len(c.n.Peers())))
+	ch <- gauge(descTopics, float64(len(c.n.Topics())))
+	msgs := c.n.Messages()
+	ch <- counter(descPublished, msgs.Published)
+	ch <- counter(descReceived, msgs.Received)
+	vs := c.n.ValidatorStats()
+	ch <- counter(descValidated, vs.Validated)
+	ch <- counter(descSignatureChecks, vs.SignatureChecks)
+	ch <- counter(descCacheHits, vs.CacheHits)
+	for reason, v := range c.n.Drops() {
+		ch <- counter(descDrops, v, reason)
+	}
+	c.collectLedger(ch)
+	for proto, v := range c.n.StreamsRefused() {
+		ch <- counter(descStreamsRefused, v, string(proto))
+	}
+	if c.logs != nil {
+		for _, l := range c.logs() {
+			ch <- gauge(descLogEntries, float64(l.Entries), l.Topic)
+			ch <- gauge(descLogBytes, float64(l.Bytes), l.Topic)
+			ch <- gauge(descLogCheckpoint, float64(l.Checkpoint), l.Topic)
+			ch <- gauge(descLogAnchored, float64(l.Anchored), l.Topic)
+			ch <- gauge(descLogPending, float64(l.PendingAnchors), l.Topic)
+			for reason, v := range l.Refused {
+				ch <- counter(descLogRefused, v, l.Topic, reason)
+			}
+		}
+	}
+}
+
+// collectLedger counts bans and scored subjects by kind. The node may
+// close between Running and here: the ledger's error is then reported as
+// the scrape's, for those two metrics only.
+func (c *collector) collectLedger(ch chan<- prometheus.Metric) {
+	bans, err := c.n.Bans()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descBanned, err)
+		return
+	}
+	scores, err := c.n.Scores()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(descScored, err)
+		return
+	}
+	banned := make(map[antispam.SubjectKind]int, len(subjectKinds))
+	for _, b := range bans {
+		banned[b.Subject.Kind]++
+	}
+	scored := make(map[antispam.SubjectKind]int, len(subjectKinds))
+	for _, s := range scores {
+		scored[s.Subject.Kind]++
+	}
+	for _, k := range subjectKinds {
+		ch <- gauge(descBanned, float64(banned[k]), k.String())
+		ch <- gauge(descScored, float64(scored[k]), k.String())
+	}
+}
