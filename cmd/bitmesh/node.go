@@ -60,6 +60,7 @@ type nodeOptions struct {
 	metrics     string // metrics listen address; "" for none
 	metricsLoop bool
 	logLevel    slog.Level
+	logFormat   string         // "text" or "json"
 	logs        meshlog.Config // without anchorers: serveNode makes them
 	calendars   []string       // OpenTimestamps calendar URLs
 	btcRPC      string
@@ -88,6 +89,7 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 	fs.Var(&operators, "operator", "trusted operator device `ID` (repeatable): makes the mesh permissioned; the device's certificate is read from DATA/"+node.CertificateFileName)
 	noNAT := fs.Bool("no-nat", false, "do not ask the gateway (UPnP / NAT-PMP) to map the listen ports")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log format: text (logfmt) or json, one object per line")
 	var logTopics stringList
 	fs.Var(&logTopics, "log-topic", "keep a Merkle log of this `topic`'s messages, with signed checkpoints (repeatable)")
 	logDefaults := meshlog.DefaultConfig()
@@ -126,6 +128,10 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
 		return node.Config{}, o, usagef(fs, "--log-level %q: want debug, info, warn or error", *level)
 	}
+	if *format != "text" && *format != "json" {
+		return node.Config{}, o, usagef(fs, "--log-format %q: want text or json", *format)
+	}
+	o.logFormat = *format
 	for _, a := range listen {
 		if _, err := multiaddr.NewMultiaddr(a); err != nil {
 			return node.Config{}, o, usagef(fs, "--listen %q: %v", a, err)
@@ -174,10 +180,30 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return serveNode(ctx, cfg, o, stdout, stderr)
 }
 
+// logHandler writes the node's log to w in format ("text" or "json").
+// Under systemd (journald sets JOURNAL_STREAM for a service whose output
+// it collects) the lines carry no time of their own: the journal stamps
+// every line, and two timestamps per line only mislead.
+func logHandler(w io.Writer, format string, level slog.Level, journal bool) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if journal {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	if format == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}
+
 // serveNode runs the node nodeConfig described and its control API until
 // ctx ends.
 func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stderr io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	log := slog.New(logHandler(stderr, o.logFormat, o.logLevel, os.Getenv("JOURNAL_STREAM") != ""))
 	cfg.Logger = log
 	if !o.apiLoopback {
 		log.Warn("control API listens beyond loopback: the bearer token is its only protection, and HTTP sends it in clear",

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +55,17 @@ func TestNodeConfig(t *testing.T) {
 			}
 		}},
 		{"remote API refused", []string{"--api", "0.0.0.0:9000"}, true, nil},
+		{"log format json", []string{"--log-format", "json"}, false, func(t *testing.T, _ node.Config, o nodeOptions) {
+			if o.logFormat != "json" {
+				t.Errorf("log format %q", o.logFormat)
+			}
+		}},
+		{"log format defaults to text", nil, false, func(t *testing.T, _ node.Config, o nodeOptions) {
+			if o.logFormat != "text" {
+				t.Errorf("log format %q", o.logFormat)
+			}
+		}},
+		{"unknown log format", []string{"--log-format", "xml"}, true, nil},
 		{"metrics off by default", nil, false, func(t *testing.T, _ node.Config, o nodeOptions) {
 			if o.metrics != "" {
 				t.Errorf("metrics %q", o.metrics)
@@ -94,5 +107,30 @@ func TestNodeConfig(t *testing.T) {
 			}
 			tc.check(t, cfg, o)
 		})
+	}
+}
+
+// TestLogHandler: text or JSON, and no time of its own under journald,
+// which stamps every line itself.
+func TestLogHandler(t *testing.T) {
+	for _, tc := range []struct {
+		format   string
+		journal  bool
+		want     string
+		wantTime bool
+	}{
+		{"text", false, `level=INFO msg=started peers=3`, true},
+		{"text", true, `level=INFO msg=started peers=3`, false},
+		{"json", false, `"level":"INFO","msg":"started","peers":3}`, true},
+		{"json", true, `{"level":"INFO","msg":"started","peers":3}`, false},
+	} {
+		var b strings.Builder
+		slog.New(logHandler(&b, tc.format, slog.LevelInfo, tc.journal)).Info("started", "peers", 3)
+		slog.New(logHandler(&b, tc.format, slog.LevelInfo, tc.journal)).Debug("hidden")
+		out := b.String()
+		hasTime := strings.Contains(out, "time=") || strings.Contains(out, `"time":`)
+		if !strings.Contains(out, tc.want) || hasTime != tc.wantTime || strings.Count(out, "\n") != 1 {
+			t.Errorf("format %s, journal %v: %q; want %q, time %v, one line", tc.format, tc.journal, out, tc.want, tc.wantTime)
+		}
 	}
 }
