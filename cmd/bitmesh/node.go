@@ -23,6 +23,7 @@ import (
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
 	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/internal/sdnotify"
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/bitmesh/bitmesh/node/control"
 	"github.com/bitmesh/bitmesh/node/metrics"
@@ -289,6 +290,13 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 		srv.Close()
 		return err
 	}
+	// Under systemd (Type=notify): ready now, and alive while it runs.
+	if err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("telling systemd the node is ready", "err", err)
+	}
+	watchdogCtx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go sdnotify.KeepAlive(watchdogCtx, n.Running)
 
 	select {
 	case <-ctx.Done():
@@ -296,6 +304,7 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 	case err := <-serveErr:
 		return fmt.Errorf("control API: %w", err)
 	}
+	_ = sdnotify.Notify(sdnotify.Stopping)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Streaming subscriptions never finish on their own: Close cuts them.
