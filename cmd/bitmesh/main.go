@@ -8,6 +8,7 @@
 //	bitmesh sub [--data DIR] [--count N] TOPIC
 //	bitmesh peers [--data DIR] [--json]
 //	bitmesh stats [--data DIR] [--json]
+//	bitmesh config default
 //	bitmesh ban [--data DIR] [--for D] [--reason TEXT] [--json] SUBJECT
 //	bitmesh unban [--data DIR] [--json] SUBJECT
 //	bitmesh cert issue|revoke|show ...
@@ -73,6 +74,7 @@ func init() {
 		{"sub", "print the verified messages of a topic, one JSON line each", runSub},
 		{"peers", "list peers with their misbehaviour scores and bans", runPeers},
 		{"stats", "show what the node dropped, by reason, and its validation counters", runStats},
+		{"config", "print a complete configuration file for 'bitmesh node --config'", runConfig},
 		{"ban", "ban a peer or device (persists across restarts)", runBan},
 		{"unban", "lift a ban", runUnban},
 		{"cert", "issue, revoke or show device certificates (permissioned meshes)", runCert},

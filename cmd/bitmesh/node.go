@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -70,41 +71,74 @@ type nodeOptions struct {
 }
 
 // nodeConfig turns `bitmesh node`'s arguments into a node configuration
-// and the options serveNode needs. It only parses and checks flag values:
-// it reads no file (not even --passphrase-file) and opens nothing. A bad
-// value is a usage error.
+// and the options serveNode needs. It only parses and checks flag values
+// (those of --config's file too, which is the one file it reads: not even
+// --passphrase-file) and opens nothing. A bad value is a usage error.
+// nodeFlags are `bitmesh node`'s flags, registered on fs. The repeatable
+// ones collect into the stringLists.
+type nodeFlags struct {
+	fs                                                 *flag.FlagSet
+	o                                                  nodeOptions // its data flags are registered
+	listen, bootstrap, operators, logTopics, calendars stringList
+	api, metricsAddr, network, level, format           *string
+	btcRPC, btcNet, config                             *string
+	allowRemote, metricsRemote, noMDNS, noNAT          *bool
+	noWitness                                          *bool
+	ckEvery                                            *uint64
+	ckInterval, anchorEvery                            *time.Duration
+	logDefaults                                        meshlog.Config
+}
+
+// newNodeFlags registers `bitmesh node`'s flags. `bitmesh config default`
+// lists the same flags as a configuration file.
+func newNodeFlags(stderr io.Writer) *nodeFlags {
+	f := &nodeFlags{}
+	f.fs = newFlagSet("node", "node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT [--api-allow-remote]] [--metrics HOST:PORT [--metrics-allow-remote]] [--network NAME] [flags]", stderr)
+	fs := f.fs
+	f.o.data.register(fs)
+	fs.Var(&f.listen, "listen", "`multiaddr` to listen on (repeatable; default all interfaces, TCP and QUIC, port 4737)")
+	fs.Var(&f.bootstrap, "bootstrap", "full `multiaddr` of a peer to join through, ending in /p2p/<peer id> (repeatable)")
+	f.api = fs.String("api", "127.0.0.1:0", "control API listen address: a loopback host (127.0.0.1, [::1], localhost) unless --api-allow-remote")
+	f.allowRemote = fs.Bool("api-allow-remote", false, "let --api listen on a non-loopback address: the bearer token in DATA/"+control.EndpointFileName+", sent in clear over HTTP, is then its only protection")
+	f.metricsAddr = fs.String("metrics", "", "serve Prometheus /metrics, /healthz and /readyz, without a token, on this `HOST:PORT` (off when empty): a loopback host unless --metrics-allow-remote")
+	f.metricsRemote = fs.Bool("metrics-allow-remote", false, "let --metrics listen on a non-loopback address: anyone who reaches it reads the node's peer count, traffic and refusals")
+	f.network = fs.String("network", node.DefaultNetwork, "network name: nodes of other networks are never accepted")
+	f.noMDNS = fs.Bool("no-mdns", false, "do not discover peers on the LAN with mDNS")
+	fs.Var(&f.operators, "operator", "trusted operator device `ID` (repeatable): makes the mesh permissioned; the device's certificate is read from DATA/"+node.CertificateFileName)
+	f.noNAT = fs.Bool("no-nat", false, "do not ask the gateway (UPnP / NAT-PMP) to map the listen ports")
+	f.level = fs.String("log-level", "info", "log level: debug, info, warn, error")
+	f.format = fs.String("log-format", "text", "log format: text (logfmt) or json, one object per line")
+	fs.Var(&f.logTopics, "log-topic", "keep a Merkle log of this `topic`'s messages, with signed checkpoints (repeatable)")
+	f.logDefaults = meshlog.DefaultConfig()
+	logDefaults := f.logDefaults
+	f.noWitness = fs.Bool("no-witness", false, "do not cosign other nodes' log checkpoints (they are still checked)")
+	f.ckEvery = fs.Uint64("checkpoint-every", logDefaults.CheckpointEvery, "sign a log checkpoint after this many new entries")
+	f.ckInterval = fs.Duration("checkpoint-interval", logDefaults.CheckpointInterval, "sign a checkpoint of every grown log this often")
+	fs.Var(&f.calendars, "anchor-calendar", "OpenTimestamps calendar `URL`: anchor log checkpoints there (repeatable)")
+	f.btcRPC = fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
+	f.btcNet = fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
+	f.anchorEvery = fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
+	f.config = fs.String("config", "", "read flag values from this YAML `FILE` (see `bitmesh config default`); flags on the command line win")
+	return f
+}
+
 func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, error) {
-	fs := newFlagSet("node", "node [--data DIR] [--listen MA]... [--bootstrap MA]... [--api HOST:PORT [--api-allow-remote]] [--metrics HOST:PORT [--metrics-allow-remote]] [--network NAME] [flags]", stderr)
-	var o nodeOptions
-	o.data.register(fs)
-	var listen, bootstrap stringList
-	fs.Var(&listen, "listen", "`multiaddr` to listen on (repeatable; default all interfaces, TCP and QUIC, port 4737)")
-	fs.Var(&bootstrap, "bootstrap", "full `multiaddr` of a peer to join through, ending in /p2p/<peer id> (repeatable)")
-	api := fs.String("api", "127.0.0.1:0", "control API listen address: a loopback host (127.0.0.1, [::1], localhost) unless --api-allow-remote")
-	allowRemote := fs.Bool("api-allow-remote", false, "let --api listen on a non-loopback address: the bearer token in DATA/"+control.EndpointFileName+", sent in clear over HTTP, is then its only protection")
-	metricsAddr := fs.String("metrics", "", "serve Prometheus /metrics, /healthz and /readyz, without a token, on this `HOST:PORT` (off when empty): a loopback host unless --metrics-allow-remote")
-	metricsRemote := fs.Bool("metrics-allow-remote", false, "let --metrics listen on a non-loopback address: anyone who reaches it reads the node's peer count, traffic and refusals")
-	network := fs.String("network", node.DefaultNetwork, "network name: nodes of other networks are never accepted")
-	noMDNS := fs.Bool("no-mdns", false, "do not discover peers on the LAN with mDNS")
-	var operators stringList
-	fs.Var(&operators, "operator", "trusted operator device `ID` (repeatable): makes the mesh permissioned; the device's certificate is read from DATA/"+node.CertificateFileName)
-	noNAT := fs.Bool("no-nat", false, "do not ask the gateway (UPnP / NAT-PMP) to map the listen ports")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	format := fs.String("log-format", "text", "log format: text (logfmt) or json, one object per line")
-	var logTopics stringList
-	fs.Var(&logTopics, "log-topic", "keep a Merkle log of this `topic`'s messages, with signed checkpoints (repeatable)")
-	logDefaults := meshlog.DefaultConfig()
-	noWitness := fs.Bool("no-witness", false, "do not cosign other nodes' log checkpoints (they are still checked)")
-	ckEvery := fs.Uint64("checkpoint-every", logDefaults.CheckpointEvery, "sign a log checkpoint after this many new entries")
-	ckInterval := fs.Duration("checkpoint-interval", logDefaults.CheckpointInterval, "sign a checkpoint of every grown log this often")
-	var calendars stringList
-	fs.Var(&calendars, "anchor-calendar", "OpenTimestamps calendar `URL`: anchor log checkpoints there (repeatable)")
-	btcRPC := fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
-	btcNet := fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
-	anchorEvery := fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
+	f := newNodeFlags(stderr)
+	fs, o := f.fs, f.o
+	api, allowRemote, metricsAddr, metricsRemote := f.api, f.allowRemote, f.metricsAddr, f.metricsRemote
+	network, noMDNS, noNAT, level, format := f.network, f.noMDNS, f.noNAT, f.level, f.format
+	noWitness, ckEvery, ckInterval := f.noWitness, f.ckEvery, f.ckInterval
+	btcRPC, btcNet, anchorEvery, logDefaults := f.btcRPC, f.btcNet, f.anchorEvery, f.logDefaults
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return node.Config{}, o, err
 	}
+	if *f.config != "" {
+		if err := applyConfigFile(fs, *f.config); err != nil {
+			return node.Config{}, o, usagef(fs, "%v", err)
+		}
+	}
+	o.data = f.o.data
+	listen, bootstrap, operators, logTopics, calendars := f.listen, f.bootstrap, f.operators, f.logTopics, f.calendars
 	loopback, err := isLoopbackAddr(*api)
 	if err != nil {
 		return node.Config{}, o, usagef(fs, "--api %q: %v", *api, err)
