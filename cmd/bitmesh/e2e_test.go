@@ -204,7 +204,7 @@ func TestTwoNodeProcesses(t *testing.T) {
 
 // buildBitmesh builds the bitmesh binary without the race detector: a
 // race-instrumented process takes about a second just to start.
-func buildBitmesh(t *testing.T) string {
+func buildBitmesh(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "bitmesh")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/bitmesh/bitmesh/cmd/bitmesh").CombinedOutput()

@@ -81,7 +81,7 @@ type nodeFlags struct {
 	o                                                  nodeOptions // its data flags are registered
 	listen, bootstrap, operators, logTopics, calendars stringList
 	api, metricsAddr, network, level, format           *string
-	btcRPC, btcNet, config                             *string
+	btcRPC, btcNet, config, profile                    *string
 	allowRemote, metricsRemote, noMDNS, noNAT          *bool
 	noWitness                                          *bool
 	ckEvery                                            *uint64
@@ -118,6 +118,7 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.btcRPC = fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
 	f.btcNet = fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
 	f.anchorEvery = fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
+	f.profile = fs.String("profile", "default", "settings to start from: default, or low-memory for boards with little RAM (8..24 connections, 64 KiB envelopes, smaller caches and queues; easier to eclipse)")
 	f.config = fs.String("config", "", "read flag values from this YAML `FILE` (see `bitmesh config default`); flags on the command line win")
 	return f
 }
@@ -189,7 +190,15 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 		return node.Config{}, o, usagef(fs, "--anchor-interval must be positive")
 	}
 
-	cfg := node.DefaultConfig()
+	var cfg node.Config
+	switch *f.profile {
+	case "default":
+		cfg = node.DefaultConfig()
+	case "low-memory":
+		cfg = node.LowMemoryConfig()
+	default:
+		return node.Config{}, o, usagef(fs, "--profile %q: want default or low-memory", *f.profile)
+	}
 	cfg.DataDir = o.data.dir
 	cfg.Network = *network
 	cfg.BootstrapPeers = bootstrap

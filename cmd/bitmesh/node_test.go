@@ -66,6 +66,13 @@ func TestNodeConfig(t *testing.T) {
 			}
 		}},
 		{"unknown log format", []string{"--log-format", "xml"}, true, nil},
+		{"low-memory profile", []string{"--profile", "low-memory"}, false, func(t *testing.T, cfg node.Config, _ nodeOptions) {
+			want := node.LowMemoryConfig()
+			if cfg.ConnHigh != want.ConnHigh || cfg.MaxEnvelopeSize != want.MaxEnvelopeSize || cfg.SeenCacheSize != want.SeenCacheSize {
+				t.Errorf("config %+v, want LowMemoryConfig's limits", cfg)
+			}
+		}},
+		{"unknown profile", []string{"--profile", "tiny"}, true, nil},
 		{"metrics off by default", nil, false, func(t *testing.T, _ node.Config, o nodeOptions) {
 			if o.metrics != "" {
 				t.Errorf("metrics %q", o.metrics)
