@@ -358,12 +358,20 @@ func TestUncertifiedLogGetsNothingIn(t *testing.T) {
 // into a logged topic as fast as it can. The victim's log grows by no
 // more than the topic's byte quota allows, the pusher is banned, and the
 // refusals are counted.
+//
+// The refill rate is low so that the ban does not depend on how fast
+// this machine pushes: the burst admits 34 envelopes and each second
+// two more, so at least 140 of the 200 are refused (100 ban the pusher)
+// whether the push takes 0.4 s (amd64) or 5-10 s (armv7 under qemu, a
+// slow board). With 1 MiB/s it admitted 17 a second, and a 5 s push
+// left the pusher at a score of 77-91.
 func TestLoggedTopicQuota(t *testing.T) {
 	const topic, count, size = "sensors/bulk", 200, 60 << 10
+	const rate, burst = 128 << 10, 2 << 20 // bytes a second, bytes
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	lc := logConfig(topic)
-	lc.TopicQuota = meshlog.Quota{Bytes: 1 << 20, ByteBurst: 2 << 20}
+	lc.TopicQuota = meshlog.Quota{Bytes: rate, ByteBurst: burst}
 	ln := startLog(t, lc, node.LocalConfig())
 	victim, ml := ln.n, ln.log
 
@@ -392,7 +400,7 @@ func TestLoggedTopicQuota(t *testing.T) {
 	})
 	elapsed := time.Since(start)
 	info := ml.Logs()[0]
-	bound := uint64(2<<20) + uint64(elapsed.Seconds()*(1<<20))
+	bound := uint64(burst) + uint64(elapsed.Seconds()*rate)
 	t.Logf("log holds %d entries, %d KiB after %v (bound %d KiB); refused %v", info.Size, info.Bytes>>10, elapsed.Round(time.Millisecond), bound>>10, info.Refused)
 	if info.Bytes > bound {
 		t.Fatalf("log grew to %d bytes, quota allows %d", info.Bytes, bound)
