@@ -2,7 +2,9 @@ package anchor
 
 import (
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -88,14 +90,19 @@ func TestRegisterAnchorKindPanics(t *testing.T) {
 
 // TestRegistryConcurrent registers and verifies at once, for the race
 // detector.
+// registryRuns makes each run's kinds new: the registry is process-wide
+// and refuses a kind twice, and `go test -count=N` runs this test N times.
+var registryRuns atomic.Int32
+
 func TestRegistryConcurrent(t *testing.T) {
 	useFakeKind()
+	run := registryRuns.Add(1)
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			RegisterAnchorKind(fakeKind+"-"+string(rune('a'+i)), func(AnchorProof) (AnchorAttestation, error) { return AnchorAttestation{}, nil })
+			RegisterAnchorKind(fmt.Sprintf("%s-%d-%d", fakeKind, run, i), func(AnchorProof) (AnchorAttestation, error) { return AnchorAttestation{}, nil })
 		}()
 		go func() {
 			defer wg.Done()
