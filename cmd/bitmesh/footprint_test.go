@@ -44,7 +44,17 @@ func footprint(b *testing.B, bin, profile string, peers, rate int, d time.Durati
 	const topic = "load"
 	dir := b.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	var procs []*exec.Cmd
+	var nodes []*node.Node
+	defer func() { // peers first, then SIGTERM to both processes, then reap them
+		for _, n := range nodes {
+			n.Close()
+		}
+		cancel()
+		for _, p := range procs {
+			p.Wait()
+		}
+	}()
 	cmd := exec.CommandContext(ctx, bin, "node", "--data", dir, "--profile", profile, "--no-mdns", "--no-nat", "--log-level", "warn",
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--metrics", "127.0.0.1:0")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
@@ -57,7 +67,7 @@ func footprint(b *testing.B, bin, profile string, peers, rate int, d time.Durati
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer cmd.Wait()
+	procs = append(procs, cmd)
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	var ready readyEvent
 	if err != nil || json.Unmarshal([]byte(line), &ready) != nil {
@@ -68,10 +78,9 @@ func footprint(b *testing.B, bin, profile string, peers, rate int, d time.Durati
 	if err := sub.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer sub.Wait()
+	procs = append(procs, sub)
 
-	nodes := make([]*node.Node, peers)
-	for i := range nodes {
+	for range peers {
 		cfg := node.LocalConfig()
 		cfg.BootstrapPeers = ready.Addrs
 		n, err := node.New(cfg)
@@ -81,8 +90,7 @@ func footprint(b *testing.B, bin, profile string, peers, rate int, d time.Durati
 		if err := n.Start(ctx); err != nil {
 			b.Fatal(err)
 		}
-		defer n.Close()
-		nodes[i] = n
+		nodes = append(nodes, n)
 	}
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
