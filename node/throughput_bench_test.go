@@ -32,35 +32,10 @@ func BenchmarkTwoNodes(b *testing.B) {
 	payload := make([]byte, payloadSize)
 	workers := runtime.GOMAXPROCS(0)
 
-	key, err := identity.Generate()
+	sign, verify, err := pipelineBounds(workers, payload)
 	if err != nil {
 		b.Fatal(err)
 	}
-	network := gossip.NetworkFromName(DefaultNetwork)
-	sign := perSecond(workers, time.Second, func(i int) {
-		env := &gossip.Envelope{Network: network, Time: time.Now(), Seq: uint64(i), Topic: "bench", Payload: payload}
-		if _, _, err := env.Seal(key); err != nil {
-			b.Error(err)
-		}
-	})
-	raws := make([][]byte, 4*int(sign))
-	for i := range raws {
-		env := &gossip.Envelope{Network: network, Time: time.Now(), Seq: uint64(i), Topic: "bench", Payload: payload}
-		if raws[i], _, err = env.Seal(key); err != nil {
-			b.Fatal(err)
-		}
-	}
-	v, err := gossip.NewValidator(LocalConfig().validatorConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	var next atomic.Int64
-	verify := perSecond(workers, time.Second, func(int) {
-		raw := raws[int(next.Add(1))%len(raws)]
-		if r := v.Validate(time.Now(), "bench", raw); r.Verdict != gossip.Accept || r.Cached {
-			b.Errorf("validate: %v %v (cached %v): pre-signed envelopes ran out", r.Verdict, r.Err, r.Cached)
-		}
-	})
 
 	cfg := LocalConfig()
 	cfg.Rate.PerSender, cfg.Rate.PerPeer = 0, 0
@@ -140,6 +115,47 @@ func BenchmarkTwoNodes(b *testing.B) {
 	if testing.Verbose() {
 		fmt.Printf("drops: publisher %v, subscriber %v\n", pub.Drops(), sub.Drops())
 	}
+}
+
+// pipelineBounds measures, on workers goroutines for a second each, the
+// rate at which this process signs envelopes with payload (Seal) and
+// validates fresh ones (the receive path's gossip.Validator).
+func pipelineBounds(workers int, payload []byte) (sign, verify float64, err error) {
+	key, err := identity.Generate()
+	if err != nil {
+		return 0, 0, err
+	}
+	network := gossip.NetworkFromName(DefaultNetwork)
+	var failed atomic.Pointer[error]
+	sign = perSecond(workers, time.Second, func(i int) {
+		env := &gossip.Envelope{Network: network, Time: time.Now(), Seq: uint64(i), Topic: "bench", Payload: payload}
+		if _, _, err := env.Seal(key); err != nil {
+			failed.Store(&err)
+		}
+	})
+	raws := make([][]byte, 4*int(sign))
+	for i := range raws {
+		env := &gossip.Envelope{Network: network, Time: time.Now(), Seq: uint64(i), Topic: "bench", Payload: payload}
+		if raws[i], _, err = env.Seal(key); err != nil {
+			return 0, 0, err
+		}
+	}
+	v, err := gossip.NewValidator(LocalConfig().validatorConfig())
+	if err != nil {
+		return 0, 0, err
+	}
+	var next atomic.Int64
+	verify = perSecond(workers, time.Second, func(int) {
+		raw := raws[int(next.Add(1))%len(raws)]
+		if r := v.Validate(time.Now(), "bench", raw); r.Verdict != gossip.Accept || r.Cached {
+			err := fmt.Errorf("validate: %v %v (cached %v): pre-signed envelopes ran out", r.Verdict, r.Err, r.Cached)
+			failed.Store(&err)
+		}
+	})
+	if err := failed.Load(); err != nil {
+		return 0, 0, *err
+	}
+	return sign, verify, nil
 }
 
 // perSecond runs f from workers goroutines for d and returns calls per
