@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/bitmesh/bitmesh/internal/atomicfile"
 )
 
 // KeyFileName is the key file's name inside a node's data directory.
@@ -145,36 +147,13 @@ func Save(path string, key *PrivateKey, passphrase []byte) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".identity-*.tmp")
-	if err != nil {
-		return fmt.Errorf("identity: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("identity: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("identity: writing key: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("identity: syncing key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("identity: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := atomicfile.Create(path, data, 0o600); errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("identity: refusing to replace key file: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	} else if err != nil {
+		return fmt.Errorf("identity: %w", err)
 	}
 	return nil
 }

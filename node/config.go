@@ -95,6 +95,15 @@ type Config struct {
 	// this joins the topic again each time, a few round trips through
 	// GossipSub's event loop. Topics watched by extensions are never left.
 	TopicIdleTimeout time.Duration
+	// ResourceMemory is the memory, in bytes, to which libp2p's resource
+	// manager scales its system-wide limits (connections, streams,
+	// memory reserved by transports and muxers); 0 scales them to an
+	// eighth of the machine's RAM, as libp2p does by default. At or
+	// below 128 MiB libp2p uses its base limits: 128 connections, 2,048
+	// streams, 128 MiB reserved, 256 file descriptors. A smaller scale
+	// bounds what a flood of connections and streams can make the node
+	// reserve; a scale too small for ConnHigh refuses honest peers too.
+	ResourceMemory int64
 
 	// Work sets the proof of work each topic requires. Its base targets are
 	// a mesh-wide rule: configure every node alike. Zero value: no work.
@@ -166,8 +175,9 @@ func DefaultConfig() Config {
 }
 
 // LowMemoryConfig is DefaultConfig for boards with little RAM: fewer
-// connections, 64 KiB envelopes, a smaller seen cache and idle topics left
-// after 30 s.
+// connections, 64 KiB envelopes, a smaller seen cache and queues, idle
+// topics left after 30 s, and libp2p's resource manager at its base
+// limits whatever the board's RAM.
 func LowMemoryConfig() Config {
 	c := DefaultConfig()
 	c.ConnLow, c.ConnHigh = 8, 24
@@ -175,6 +185,7 @@ func LowMemoryConfig() Config {
 	c.SeenCacheSize = 1 << 13
 	c.ValidateQueueSize, c.OutboundQueueSize = 2048, 1024
 	c.TopicIdleTimeout = 30 * time.Second
+	c.ResourceMemory = 64 << 20
 	return c
 }
 
@@ -220,6 +231,8 @@ func (c Config) Validate() error {
 		return errors.New("node: BootstrapInterval, DialTimeout and AdmissionTimeout must be positive")
 	case c.TopicIdleTimeout <= 0:
 		return errors.New("node: TopicIdleTimeout must be positive")
+	case c.ResourceMemory < 0:
+		return errors.New("node: ResourceMemory must not be negative")
 	case c.ValidateQueueSize < 1 || c.OutboundQueueSize < 1:
 		return errors.New("node: ValidateQueueSize and OutboundQueueSize must be positive")
 	case c.ConnLow < 1 || c.ConnHigh < c.ConnLow:

@@ -40,11 +40,14 @@ type Node struct {
 	log       *slog.Logger
 	clock     func() time.Time
 	validator *gossip.Validator
-	bootstrap []peer.AddrInfo
-	anchors   []peer.AddrInfo // from the anchors file; set in Start, read-only after
-	self      peer.ID
-	def       *defences  // ledger and store are set by Start
-	adm       *admission // nil in an open mesh
+	// validateTimes and sealTimes time the receive path and the mint
+	// and signature of own envelopes (ValidateTimes, SealTimes).
+	validateTimes, sealTimes *durations
+	bootstrap                []peer.AddrInfo
+	anchors                  []peer.AddrInfo // from the anchors file; set in Start, read-only after
+	self                     peer.ID
+	def                      *defences  // ledger and store are set by Start
+	adm                      *admission // nil in an open mesh
 
 	seq atomic.Uint64 // last sequence number used
 
@@ -132,6 +135,8 @@ func New(cfg Config, opts ...Option) (*Node, error) {
 		log:            cfg.Logger,
 		clock:          cfg.Clock,
 		validator:      v,
+		validateTimes:  newDurations(validateBounds),
+		sealTimes:      newDurations(sealBounds),
 		bootstrap:      bootstrap,
 		self:           self,
 		def:            def,
@@ -273,7 +278,7 @@ func (n *Node) newHost() (host.Host, error) {
 	for id := range protos {
 		n.refusals(id) // counted from the first stream on
 	}
-	rm, err := resourceManager(protos, rcmgr.WithMetrics(refusalReporter{n}))
+	rm, err := resourceManager(protos, n.cfg.ResourceMemory, rcmgr.WithMetrics(refusalReporter{n}))
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

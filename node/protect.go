@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+
+	"github.com/bitmesh/bitmesh/internal/atomicfile"
 )
 
 // Defences against eclipse by connection exhaustion (Heilman et al.,
@@ -178,29 +180,7 @@ func (n *Node) saveAnchors() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(n.cfg.DataDir, AnchorsFileName), b)
-}
-
-// writeFileAtomic writes b to path through a synced temporary file and a
-// rename, so a power cut leaves the old file or the new one.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename: nothing to remove
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Replace(filepath.Join(n.cfg.DataDir, AnchorsFileName), b, 0o600)
 }
 
 // protectedPeers are the bootstrap peers and anchors, in dialling order:

@@ -148,7 +148,7 @@ func TestAnchorsRedialledAfterRestart(t *testing.T) {
 // stream protocols a scope with the protocol's limits, so libp2p itself
 // refuses streams beyond them.
 func TestStreamProtocolScopes(t *testing.T) {
-	rm, err := resourceManager(map[protocol.ID]ext.StreamLimits{"/test/1": {PerPeer: 2, Total: 8, Timeout: time.Second}})
+	rm, err := resourceManager(map[protocol.ID]ext.StreamLimits{"/test/1": {PerPeer: 2, Total: 8, Timeout: time.Second}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,6 +78,7 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	// Mint for this node's own local target: a node that raised it under
 	// load would otherwise ignore its own envelope, and peers that raised
 	// theirs likely see the same load.
+	sealStart := time.Now()
 	if _, target := n.def.work.RequiredWork(now, topic); target > 0 {
 		env.Sender = n.key.DeviceID() // inside the ID: set before minting
 		if err := antispam.MintProofOfWork(ctx, env, target, 0); err != nil {
@@ -88,6 +89,7 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	if err != nil {
 		return gossip.ID{}, err
 	}
+	n.sealTimes.observe(time.Since(sealStart))
 	// We just signed it: our own validator need not check the signature.
 	n.validator.MarkVerified(now, id, env.Signature)
 	if err := waitTopicPeers(ctx, t, o.minPeers); err != nil {

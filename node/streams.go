@@ -113,8 +113,12 @@ const streamMemory = 1 << 20
 // services' limits, scaled to the machine) with a protocol scope and a
 // per-peer protocol scope for each of the node's stream protocols, sized
 // from their StreamLimits: a protocol's streams, however many peers open
-// them, never take more than its share.
-func resourceManager(protos map[protocol.ID]ext.StreamLimits, opts ...rcmgr.Option) (network.ResourceManager, error) {
+// them, never take more than its share. memory is Config.ResourceMemory.
+func resourceManager(protos map[protocol.ID]ext.StreamLimits, memory int64, opts ...rcmgr.Option) (network.ResourceManager, error) {
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(protos, memory)), opts...)
+}
+
+func resourceLimits(protos map[protocol.ID]ext.StreamLimits, memory int64) rcmgr.ConcreteLimitConfig {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	for id, lim := range protos {
@@ -125,7 +129,10 @@ func resourceManager(protos map[protocol.ID]ext.StreamLimits, opts ...rcmgr.Opti
 			rcmgr.BaseLimit{StreamsInbound: lim.PerPeer, StreamsOutbound: lim.PerPeer, Streams: 2 * lim.PerPeer, Memory: int64(2*lim.PerPeer) * streamMemory},
 			rcmgr.BaseLimitIncrease{})
 	}
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()), opts...)
+	if memory > 0 {
+		return limits.Scale(memory, 0) // 0: the base file-descriptor limits
+	}
+	return limits.AutoScale()
 }
 
 // streamProtocols are the stream protocols this node will serve, with

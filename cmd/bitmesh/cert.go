@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/internal/atomicfile"
 	"github.com/bitmesh/bitmesh/node"
 )
 
@@ -60,18 +61,11 @@ func (o *operatorFlags) key() (*identity.PrivateKey, error) {
 }
 
 func writeRecord(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	err := atomicfile.Create(path, b, 0o644)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%s already exists; refusing to overwrite it", path)
 	}
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return err
 }
 
 func runCertIssue(args []string, stdout, stderr io.Writer) error {

@@ -32,7 +32,9 @@ func BenchmarkNodeFootprint(b *testing.B) {
 			for range b.N {
 				peak, final, heap := footprint(b, bin, profile, 20, 50, time.Minute)
 				b.ReportMetric(float64(peak)/(1<<20), "peak-RSS-MiB")
-				b.ReportMetric(float64(final)/(1<<20), "final-RSS-MiB")
+				b.ReportMetric(float64(final.total)/(1<<20), "final-RSS-MiB")
+				b.ReportMetric(float64(final.anon)/(1<<20), "final-anon-MiB")
+				b.ReportMetric(float64(final.file)/(1<<20), "final-file-MiB")
 				b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
 				b.ReportMetric(0, "ns/op")
 			}
@@ -40,7 +42,7 @@ func BenchmarkNodeFootprint(b *testing.B) {
 	}
 }
 
-func footprint(b *testing.B, bin, profile string, peers, rate int, d time.Duration) (peakRSS, finalRSS, heap int64) {
+func footprint(b *testing.B, bin, profile string, peers, rate int, d time.Duration) (peakRSS int64, finalRSS rssSplit, heap int64) {
 	const topic = "load"
 	dir := b.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -101,30 +103,40 @@ func footprint(b *testing.B, bin, profile string, peers, rate int, d time.Durati
 			b.Logf("publish: %v", err)
 		}
 		if i%rate == 0 {
-			peakRSS = max(peakRSS, rss(b, cmd.Process.Pid))
+			peakRSS = max(peakRSS, rss(b, cmd.Process.Pid).total)
 		}
 	}
 	finalRSS = rss(b, cmd.Process.Pid)
-	return max(peakRSS, finalRSS), finalRSS, scrapeGauge(b, ready.Metrics, "go_memstats_heap_inuse_bytes")
+	return max(peakRSS, finalRSS.total), finalRSS, scrapeGauge(b, ready.Metrics, "go_memstats_heap_inuse_bytes")
 }
 
+// rssSplit is a process's resident set: in all, anonymous (heap, stacks,
+// runtime) and file-backed (mostly the binary's pages), in bytes.
+type rssSplit struct{ total, anon, file int64 }
+
 // rss reads a process's resident set size from /proc.
-func rss(b *testing.B, pid int) int64 {
+func rss(b *testing.B, pid int) rssSplit {
 	f, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
+	var r rssSplit
+	fields := map[string]*int64{"VmRSS:": &r.total, "RssAnon:": &r.anon, "RssFile:": &r.file}
 	for line := range strings.Lines(string(f)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				b.Fatal(err)
+		for name, dst := range fields {
+			if v, ok := strings.CutPrefix(line, name); ok {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				*dst = kb << 10
 			}
-			return kb << 10
 		}
 	}
-	b.Fatal("no VmRSS")
-	return 0
+	if r.total == 0 {
+		b.Fatal("no VmRSS")
+	}
+	return r
 }
 
 // scrapeGauge reads one unlabelled value from a /metrics page.

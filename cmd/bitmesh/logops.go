@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/bitmesh/bitmesh/anchor"
+	"github.com/bitmesh/bitmesh/internal/atomicfile"
 )
 
 func runLogShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -113,5 +113,5 @@ func runLogReceipt(ctx context.Context, verb string, args []string, stdout, stde
 		_, err = stdout.Write(b)
 		return err
 	}
-	return os.WriteFile(*out, b, 0o644)
+	return atomicfile.Replace(*out, b, 0o644)
 }

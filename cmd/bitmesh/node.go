@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -68,7 +69,15 @@ type nodeOptions struct {
 	btcRPC      string
 	btcNet      string
 	data        dataFlags
+	gcPercent   int // for debug.SetGCPercent; 0 leaves the runtime's (GOGC)
 }
+
+// lowMemoryGCPercent is the garbage collector's target under --profile
+// low-memory: the heap may grow by half its live size between collections
+// instead of doubling. Measured (BenchmarkNodeFootprint): 2 MiB less RSS
+// at 50 envelopes a second with 20 peers, for twice as many collections
+// of an 8 MiB heap. GOGC in the environment overrides it.
+const lowMemoryGCPercent = 50
 
 // nodeConfig turns `bitmesh node`'s arguments into a node configuration
 // and the options serveNode needs. It only parses and checks flag values
@@ -118,7 +127,7 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.btcRPC = fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
 	f.btcNet = fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
 	f.anchorEvery = fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
-	f.profile = fs.String("profile", "default", "settings to start from: default, or low-memory for boards with little RAM (8..24 connections, 64 KiB envelopes, smaller caches and queues; easier to eclipse)")
+	f.profile = fs.String("profile", "default", "settings to start from: default, or low-memory for boards with little RAM (8..24 connections, 64 KiB envelopes, smaller caches and queues, libp2p resource limits at their base, GOGC=50; easier to eclipse)")
 	f.config = fs.String("config", "", "read flag values from this YAML `FILE` (see `bitmesh config default`); flags on the command line win")
 	return f
 }
@@ -196,6 +205,9 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 		cfg = node.DefaultConfig()
 	case "low-memory":
 		cfg = node.LowMemoryConfig()
+		if os.Getenv("GOGC") == "" {
+			o.gcPercent = lowMemoryGCPercent
+		}
 	default:
 		return node.Config{}, o, usagef(fs, "--profile %q: want default or low-memory", *f.profile)
 	}
@@ -249,6 +261,9 @@ func logHandler(w io.Writer, format string, level slog.Level, journal bool) slog
 func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stderr io.Writer) error {
 	log := slog.New(logHandler(stderr, o.logFormat, o.logLevel, os.Getenv("JOURNAL_STREAM") != ""))
 	cfg.Logger = log
+	if o.gcPercent > 0 {
+		debug.SetGCPercent(o.gcPercent)
+	}
 	if !o.apiLoopback {
 		log.Warn("control API listens beyond loopback: the bearer token is its only protection, and HTTP sends it in clear",
 			"api", o.api, "token_file", filepath.Join(cfg.DataDir, control.EndpointFileName))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/antispam"
+	"github.com/bitmesh/bitmesh/internal/atomicfile"
 	"github.com/bitmesh/bitmesh/internal/storecheck"
 	"github.com/bitmesh/bitmesh/node"
 )
@@ -232,7 +233,7 @@ func (r *repairer) salvageAnchor(damaged, fresh string) ([]string, error) {
 		if err := os.MkdirAll(filepath.Join(r.dir, quarantineDir), 0o700); err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(r.dir, file), l.Data, 0o600)
+		return atomicfile.Replace(filepath.Join(r.dir, file), l.Data, 0o600)
 	})
 	if cur != nil {
 		if ferr := flush(); err == nil {

@@ -40,6 +40,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bitmesh/bitmesh/internal/atomicfile"
 	"github.com/bitmesh/bitmesh/node"
 )
 
@@ -72,22 +73,10 @@ func WriteEndpoint(dataDir string, e Endpoint) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
-	tmp, err := os.CreateTemp(dataDir, ".api-*.tmp")
-	if err != nil {
+	if err := atomicfile.Replace(filepath.Join(dataDir, EndpointFileName), b, 0o600); err != nil {
 		return fmt.Errorf("control: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	err = tmp.Chmod(0o600)
-	if err == nil {
-		_, err = tmp.Write(b)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("control: writing endpoint: %w", err)
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dataDir, EndpointFileName))
+	return nil
 }
 
 // ReadEndpoint reads DATA/api.json. A missing file means no node is running

@@ -46,6 +46,9 @@ var (
 	descDrops           = desc("drops_total", "Envelopes dropped, by reason: refused by the receive path or not queued by GossipSub.", "reason")
 	descBanned          = desc("banned_subjects", "Bans in force, by subject kind (peer, device).", "kind")
 	descScored          = desc("scored_subjects", "Subjects with a misbehaviour score in the ledger, by kind (peer, device).", "kind")
+	descTopicPeers      = desc("topic_peers", "Peers known to be subscribed to a topic the node has joined.", "topic")
+	descValidateSeconds = desc("validate_seconds", "Wall time the receive path spent on each envelope: validation, admission checks and hooks.")
+	descSealSeconds     = desc("publish_seal_seconds", "Wall time Publish spent minting proof of work for and signing each of the node's own envelopes.")
 	descStreamsRefused  = desc("streams_refused_total", "Streams of the node's protocols refused for too many open, by protocol.", "protocol")
 	descLogEntries      = desc("log_entries", "Entries in the Merkle log of a topic.", "topic")
 	descLogBytes        = desc("log_bytes", "Bytes of the entries in the Merkle log of a topic.", "topic")
@@ -68,7 +71,8 @@ var _ prometheus.Collector = (*collector)(nil)
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRunning, descPeers, descTopics, descPublished, descReceived,
-		descValidated, descSignatureChecks, descCacheHits, descDrops, descBanned, descScored, descStreamsRefused} {
+		descValidated, descSignatureChecks, descCacheHits, descDrops, descBanned, descScored, descStreamsRefused,
+		descTopicPeers, descValidateSeconds, descSealSeconds} {
 		ch <- d
 	}
 	if c.logs != nil {
@@ -82,6 +86,14 @@ func gauge(d *prometheus.Desc, v float64, labels ...string) prometheus.Metric {
 	return prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 }
 
+func histogram(d *prometheus.Desc, h node.Histogram) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	for i, b := range h.Bounds {
+		buckets[b] = h.Counts[i]
+	}
+	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum, buckets)
+}
+
 func counter(d *prometheus.Desc, v uint64, labels ...string) prometheus.Metric {
 	return prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 }
@@ -93,7 +105,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- gauge(descRunning, 1)
 	ch <- gauge(descPeers, float64(len(c.n.Peers())))
-	ch <- gauge(descTopics, float64(len(c.n.Topics())))
+	topics := c.n.Topics()
+	ch <- gauge(descTopics, float64(len(topics)))
+	for _, t := range topics {
+		ch <- gauge(descTopicPeers, float64(len(c.n.TopicPeers(t))), t)
+	}
+	ch <- histogram(descValidateSeconds, c.n.ValidateTimes())
+	ch <- histogram(descSealSeconds, c.n.SealTimes())
 	msgs := c.n.Messages()
 	ch <- counter(descPublished, msgs.Published)
 	ch <- counter(descReceived, msgs.Received)

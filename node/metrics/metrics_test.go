@@ -65,7 +65,7 @@ func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
 }
 
 // value is the sample of family name whose labels include want (name=value
-// pairs), or -1 if there is none.
+// pairs), a histogram's sample count, or -1 if there is none.
 func value(fams map[string]*dto.MetricFamily, name string, want ...string) float64 {
 	f, ok := fams[name]
 	if !ok {
@@ -87,6 +87,8 @@ next:
 			return m.Counter.GetValue()
 		case m.Gauge != nil:
 			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
 		}
 	}
 	return -1
@@ -177,6 +179,9 @@ func TestScrapeTwoNodes(t *testing.T) {
 		{"bitmesh_log_anchored_size", []string{"topic", topic}, 0, 0},
 		{"bitmesh_log_anchors_pending", []string{"topic", topic}, 1, 1},
 		{"bitmesh_log_refused_total", []string{"topic", topic, "reason", "device-quota"}, 4, 4},
+		{"bitmesh_topic_peers", []string{"topic", topic}, anyValue, 1},
+		{"bitmesh_validate_seconds", nil, anyValue, 2 * count}, // its sample count
+		{"bitmesh_publish_seal_seconds", nil, anyValue, count},
 		{"go_goroutines", nil, anyValue, 1},
 		{"process_open_fds", nil, anyValue, 1},
 	} {
