@@ -88,6 +88,9 @@ func TestReceiptCarriesAnchor(t *testing.T) {
 		}
 		return nil
 	})
+	if info := ml.Logs()[0]; info.AnchoredBy[anchor.KindOpenTimestamps] != 1 || info.CheckpointTime.IsZero() || time.Since(info.CheckpointTime) > time.Minute {
+		t.Errorf("log info after the anchor: anchored by %v, checkpoint signed at %v", info.AnchoredBy, info.CheckpointTime)
+	}
 	r, err := ml.Receipt(topic, id)
 	if err != nil {
 		t.Fatal(err)

@@ -163,7 +163,7 @@ func (m *MeshLog) Checkpoint(ctx context.Context, topic string) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	if latest, err := tl.addCheckpoint(ownCheckpoint{c: c, note: signed}); latest != nil || err != nil {
+	if latest, err := tl.addCheckpoint(ownCheckpoint{c: c, note: signed, signedAt: h.Now()}); latest != nil || err != nil {
 		return latest, err
 	}
 	payload, err := Message{Kind: KindCheckpoint, Note: signed}.Encode()
@@ -441,6 +441,12 @@ type LogInfo struct {
 	// log-full, store-error).
 	Bytes   uint64            `json:"bytes"`
 	Refused map[string]uint64 `json:"refused"`
+	// CheckpointTime is when this node signed its newest checkpoint
+	// (zero if it was signed before the node started); AnchoredBy is,
+	// per anchor kind, the size of the newest checkpoint with a
+	// confirmed anchor of that kind.
+	CheckpointTime time.Time         `json:"checkpoint_time,omitzero"`
+	AnchoredBy     map[string]uint64 `json:"anchored_by"`
 }
 
 // Logs describes this node's logs, in Config.Topics order.
@@ -457,14 +463,17 @@ func (m *MeshLog) Logs() []LogInfo {
 		if n := len(tl.checkpoints); n > 0 {
 			info.Checkpoint = tl.checkpoints[n-1].c.Size
 			info.Cosigners = append(info.Cosigners, tl.checkpoints[n-1].cosigners...)
+			info.CheckpointTime = tl.checkpoints[n-1].signedAt
 		}
 		info.Pending = []string{}
+		info.AnchoredBy = map[string]uint64{}
 		for _, own := range tl.checkpoints {
 			for _, a := range own.anchors {
 				if a.Pending {
 					info.Pending = append(info.Pending, fmt.Sprintf("%s@%d", a.Kind, own.c.Size))
 				} else {
 					info.Anchored = max(info.Anchored, own.c.Size)
+					info.AnchoredBy[a.Kind] = max(info.AnchoredBy[a.Kind], own.c.Size)
 				}
 			}
 		}

@@ -214,6 +214,7 @@ type ownCheckpoint struct {
 	note      []byte
 	cosigners []identity.DeviceID
 	anchors   []anchor.AnchorProof // pending ones are upgraded in place
+	signedAt  time.Time            // zero for one loaded from the store
 }
 
 const (

@@ -404,7 +404,8 @@ func metricsLogs(m *meshlog.MeshLog) func() []metrics.Log {
 		out := make([]metrics.Log, 0, len(infos))
 		for _, l := range infos {
 			out = append(out, metrics.Log{Topic: l.Topic, Entries: l.Size, Bytes: l.Bytes, Checkpoint: l.Checkpoint,
-				Anchored: l.Anchored, PendingAnchors: len(l.Pending), Refused: l.Refused})
+				Anchored: l.Anchored, PendingAnchors: len(l.Pending), Refused: l.Refused,
+				CheckpointTime: l.CheckpointTime, AnchoredBy: l.AnchoredBy})
 		}
 		return out
 	}

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bitmesh/bitmesh/antispam"
@@ -18,6 +20,8 @@ type Log struct {
 	Anchored       uint64            // size of the newest checkpoint with a confirmed anchor
 	PendingAnchors int               // anchors awaiting confirmation
 	Refused        map[string]uint64 // envelopes refused, by a fixed set of reasons
+	CheckpointTime time.Time         // when the newest checkpoint was signed; zero: unknown
+	AnchoredBy     map[string]uint64 // anchor kind → size of the newest checkpoint it confirmed
 }
 
 // Option configures New.
@@ -55,6 +59,8 @@ var (
 	descLogCheckpoint   = desc("log_checkpoint_size", "Size of the newest signed checkpoint of a topic's log.", "topic")
 	descLogAnchored     = desc("log_anchored_size", "Size of the newest checkpoint of a topic's log with a confirmed anchor (0: none).", "topic")
 	descLogPending      = desc("log_anchors_pending", "Anchors of a topic's log awaiting confirmation.", "topic")
+	descLogCheckpointAt = desc("log_checkpoint_timestamp_seconds", "Unix time at which the newest checkpoint of a topic's log was signed (absent until the node signs one): its age is time() minus this.", "topic")
+	descLogAnchorSize   = desc("log_anchor_size", "Size of the newest checkpoint of a topic's log confirmed by an anchor of a kind (opentimestamps, bitcoin-opreturn).", "topic", "kind")
 	descLogRefused      = desc("log_refused_total", "Envelopes a topic's log refused, by reason.", "topic", "reason")
 )
 
@@ -76,7 +82,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	if c.logs != nil {
-		for _, d := range []*prometheus.Desc{descLogEntries, descLogBytes, descLogCheckpoint, descLogAnchored, descLogPending, descLogRefused} {
+		for _, d := range []*prometheus.Desc{descLogEntries, descLogBytes, descLogCheckpoint, descLogAnchored, descLogPending, descLogRefused, descLogCheckpointAt, descLogAnchorSize} {
 			ch <- d
 		}
 	}
@@ -133,6 +139,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- gauge(descLogCheckpoint, float64(l.Checkpoint), l.Topic)
 			ch <- gauge(descLogAnchored, float64(l.Anchored), l.Topic)
 			ch <- gauge(descLogPending, float64(l.PendingAnchors), l.Topic)
+			if !l.CheckpointTime.IsZero() {
+				ch <- gauge(descLogCheckpointAt, float64(l.CheckpointTime.UnixNano())/1e9, l.Topic)
+			}
+			for kind, size := range l.AnchoredBy {
+				ch <- gauge(descLogAnchorSize, float64(size), l.Topic, kind)
+			}
 			for reason, v := range l.Refused {
 				ch <- counter(descLogRefused, v, l.Topic, reason)
 			}

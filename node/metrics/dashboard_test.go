@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +16,9 @@ import (
 
 // metricName finds the metric names in a PromQL expression.
 var metricName = regexp.MustCompile(`\b(?:bitmesh|go|process)_[a-z0-9_]+\b`)
+
+// histogramFamily is the suffix of a counter's or a histogram's series.
+var histogramFamily = regexp.MustCompile(`_(total|bucket|sum|count)$`)
 
 // fqName reads a Desc's fully qualified name from its String form.
 var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
@@ -74,7 +76,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 		for _, tg := range p.Targets {
 			for _, name := range metricName.FindAllString(tg.Expr, -1) {
 				queried++
-				if !exported[name] && !exported[strings.TrimSuffix(name, "_total")] {
+				if !exported[name] && !exported[histogramFamily.ReplaceAllString(name, "")] {
 					t.Errorf("panel %q queries %s, which the node does not export", p.Title, name)
 				}
 			}

@@ -105,7 +105,8 @@ func TestScrapeTwoNodes(t *testing.T) {
 	defer cancel()
 	const topic = "metrics/test"
 	reg := NewRegistry()
-	logs := []Log{{Topic: topic, Entries: 3, Bytes: 300, Checkpoint: 2, PendingAnchors: 1, Refused: map[string]uint64{"device-quota": 4}}}
+	logs := []Log{{Topic: topic, Entries: 3, Bytes: 300, Checkpoint: 2, PendingAnchors: 1, Refused: map[string]uint64{"device-quota": 4},
+		CheckpointTime: time.Unix(1_764_000_000, 0), AnchoredBy: map[string]uint64{"opentimestamps": 1}}}
 	a := startNode(t, ctx, node.LocalConfig(), node.WithLibp2pOptions(libp2p.PrometheusRegisterer(reg)))
 	h, err := New(reg, a, WithLogs(func() []Log { return logs }))
 	if err != nil {
@@ -179,6 +180,8 @@ func TestScrapeTwoNodes(t *testing.T) {
 		{"bitmesh_log_anchored_size", []string{"topic", topic}, 0, 0},
 		{"bitmesh_log_anchors_pending", []string{"topic", topic}, 1, 1},
 		{"bitmesh_log_refused_total", []string{"topic", topic, "reason", "device-quota"}, 4, 4},
+		{"bitmesh_log_checkpoint_timestamp_seconds", []string{"topic", topic}, 1_764_000_000, 1_764_000_000},
+		{"bitmesh_log_anchor_size", []string{"topic", topic, "kind", "opentimestamps"}, 1, 1},
 		{"bitmesh_topic_peers", []string{"topic", topic}, anyValue, 1},
 		{"bitmesh_validate_seconds", nil, anyValue, 2 * count}, // its sample count
 		{"bitmesh_publish_seal_seconds", nil, anyValue, count},
