@@ -114,5 +114,6 @@ require (
 	golang.org/x/telemetry v0.0.0-20261009151841-97e8ea77aa2a // indirect
 	golang.org/x/text v0.44.0 // indirect
 	golang.org/x/tools v0.52.0 // indirect
+	gopkg.in/macaroon.v2 v2.1.0 // indirect
 	lukechampine.com/blake3 v1.4.1 // indirect
 )
