@@ -336,7 +336,9 @@ type RefusedError struct {
 	Message string
 }
 
-func (e *RefusedError) Error() string { return fmt.Sprintf("seller refused (%s): %s", e.Code, e.Message) }
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("seller refused (%s): %s", e.Code, e.Message)
+}
 
 // Services asks seller for its services.
 func (l *Lightning) Services(ctx context.Context, seller peer.ID) ([]ServiceInfo, error) {

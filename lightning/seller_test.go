@@ -12,7 +12,9 @@ import (
 	"github.com/bitmesh/bitmesh/identity"
 )
 
-func echo(_ context.Context, _ identity.DeviceID, _ uint64, req []byte) ([]byte, error) { return req, nil }
+func echo(_ context.Context, _ identity.DeviceID, _ uint64, req []byte) ([]byte, error) {
+	return req, nil
+}
 
 func testSeller(t testing.TB, net *InProcessNetwork) (*seller, *identity.PrivateKey) {
 	t.Helper()
