@@ -211,4 +211,3 @@ func (l *Lnd) Pay(ctx context.Context, req string, maxFeeMsat uint64) ([32]byte,
 }
 
 var _ Backend = (*Lnd)(nil)
-
