@@ -79,6 +79,7 @@ func init() {
 		{"unban", "lift a ban", runUnban},
 		{"cert", "issue, revoke or show device certificates (permissioned meshes)", runCert},
 		{"log", "show a node's Merkle logs, export and verify message receipts", runLog},
+		{"pay", "buy services from peers through Lightning; list sales and credentials", runPay},
 		{"sim", "run a swarm of real nodes in virtual time and report (needs bitmesh-sim)", runSim},
 		{"repair", "check the data directory's stores; set damaged ones aside, keep what is readable", runRepair},
 		{"version", "print the version, VCS revision and Go version of this binary", runVersion},

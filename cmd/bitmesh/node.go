@@ -26,6 +26,7 @@ import (
 	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/internal/sdnotify"
+	"github.com/bitmesh/bitmesh/lightning"
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/bitmesh/bitmesh/node/control"
 	"github.com/bitmesh/bitmesh/node/metrics"
@@ -69,7 +70,10 @@ type nodeOptions struct {
 	btcRPC      string
 	btcNet      string
 	data        dataFlags
-	gcPercent   int // for debug.SetGCPercent; 0 leaves the runtime's (GOGC)
+	gcPercent   int                 // for debug.SetGCPercent; 0 leaves the runtime's (GOGC)
+	lnd         lightning.LndConfig // Host empty: no payments
+	pay         lightning.Config    // without Backend and Services: serveNode makes them
+	sellAnchor  uint64              // price per checkpoint of the anchor service; 0: not sold
 }
 
 // lowMemoryGCPercent is the garbage collector's target under --profile
@@ -91,6 +95,8 @@ type nodeFlags struct {
 	listen, bootstrap, operators, logTopics, calendars stringList
 	api, metricsAddr, network, level, format           *string
 	btcRPC, btcNet, config, profile                    *string
+	lndREST, lndCert, lndMacaroon, salesTopic          *string
+	payMaxMsat, sellAnchorMsat                         *uint64
 	allowRemote, metricsRemote, noMDNS, noNAT          *bool
 	noWitness                                          *bool
 	ckEvery                                            *uint64
@@ -127,6 +133,12 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.btcRPC = fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
 	f.btcNet = fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
 	f.anchorEvery = fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
+	f.lndREST = fs.String("lnd-rest", "", "lnd REST API `HOST:PORT` (lnd's --restlisten): enables payments, `bitmesh pay` (off when empty)")
+	f.lndCert = fs.String("lnd-tls-cert", "", "lnd's tls.cert `FILE`, trusted as the only root for --lnd-rest")
+	f.lndMacaroon = fs.String("lnd-macaroon", "", "lnd macaroon `FILE` with invoice and payment rights (admin.macaroon)")
+	f.payMaxMsat = fs.Uint64("pay-max-msat", 1_000_000, "the most this node pays for one bundle of a peer's service, in msat")
+	f.sellAnchorMsat = fs.Uint64("sell-anchor-msat", 0, "sell the \"anchor\" service at this price in msat per checkpoint: other nodes pay to have a checkpoint anchored through this node's --anchor-calendar and --anchor-bitcoin-rpc (0: not sold)")
+	f.salesTopic = fs.String("sales-topic", "", "publish each sale on this topic (log it with --log-topic so every sale gets a receipt)")
 	f.profile = fs.String("profile", "default", "settings to start from: default, or low-memory for boards with little RAM (8..24 connections, 64 KiB envelopes, smaller caches and queues, libp2p resource limits at their base, GOGC=50; easier to eclipse)")
 	f.config = fs.String("config", "", "read flag values from this YAML `FILE` (see `bitmesh config default`); flags on the command line win")
 	return f
@@ -225,6 +237,16 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 	o.logs.Topics, o.logs.Witness, o.logs.CheckpointEvery, o.logs.CheckpointInterval = logTopics, !*noWitness, *ckEvery, *ckInterval
 	o.logs.AnchorInterval = *anchorEvery
 	o.calendars, o.btcRPC, o.btcNet = calendars, *btcRPC, *btcNet
+	if *f.lndREST != "" && (*f.lndCert == "" || *f.lndMacaroon == "") {
+		return node.Config{}, o, usagef(fs, "--lnd-rest needs --lnd-tls-cert and --lnd-macaroon")
+	}
+	if *f.sellAnchorMsat > 0 && (*f.lndREST == "" || (len(calendars) == 0 && *btcRPC == "")) {
+		return node.Config{}, o, usagef(fs, "--sell-anchor-msat needs --lnd-rest and an anchor (--anchor-calendar or --anchor-bitcoin-rpc)")
+	}
+	o.lnd = lightning.LndConfig{Host: *f.lndREST, TLSCertPath: *f.lndCert, MacaroonPath: *f.lndMacaroon}
+	o.pay = lightning.DefaultConfig()
+	o.pay.MaxPriceMsat, o.pay.SalesTopic = *f.payMaxMsat, *f.salesTopic
+	o.sellAnchor = *f.sellAnchorMsat
 	return cfg, o, nil
 }
 
@@ -299,6 +321,13 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 		return err
 	}
 	nopts := []node.Option{node.WithExtension(logs)}
+	if o.lnd.Host != "" {
+		pay, err := newPayments(o, lc.Anchorers)
+		if err != nil {
+			return err
+		}
+		nopts = append(nopts, node.WithExtension(pay))
+	}
 	var reg *prometheus.Registry
 	if o.metrics != "" {
 		reg = metrics.NewRegistry()
