@@ -43,7 +43,7 @@
 // # Bounds
 //
 // One request and one response per stream, each a length-prefixed JSON
-// frame (PROTOCOL.md §21): requests at most 64 KiB of service request,
+// frame (PROTOCOL.md §19): requests at most 64 KiB of service request,
 // tokens at most 1 KiB, responses at most 256 KiB; four streams per peer
 // and 64 in all, 30 s each. Challenges make the seller's Lightning node
 // create invoices, so each peer may ask for one a second (burst 5); more
