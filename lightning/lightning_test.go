@@ -20,7 +20,7 @@ const salesTopic = "pay/sales"
 // vendingPair starts a seller node (a vending machine selling "soda" at
 // 2,000 msat an item, its sales logged) and a customer node, paying
 // through their backends.
-func vendingPair(t *testing.T, sellerBackend, customerBackend lightning.Backend) (seller, customer *node.Node, sl, cl *lightning.Lightning, logs *meshlog.MeshLog) {
+func vendingPair(t testing.TB, sellerBackend, customerBackend lightning.Backend) (seller, customer *node.Node, sl, cl *lightning.Lightning, logs *meshlog.MeshLog) {
 	t.Helper()
 	vended := 0
 	scfg := lightning.DefaultConfig()
@@ -62,7 +62,7 @@ func vendingPair(t *testing.T, sellerBackend, customerBackend lightning.Backend)
 	return seller, customer, sl, cl, logs
 }
 
-func start(t *testing.T, cfg node.Config, opts ...node.Option) *node.Node {
+func start(t testing.TB, cfg node.Config, opts ...node.Option) *node.Node {
 	t.Helper()
 	n, err := node.New(cfg, opts...)
 	if err != nil {

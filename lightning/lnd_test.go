@@ -1,6 +1,7 @@
 package lightning_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -260,4 +261,42 @@ func TestBuyThroughLnd(t *testing.T) {
 	if len(invs.Invoices) != 1 || invs.Invoices[0].State != "SETTLED" || invs.Invoices[0].AmtPaidMsat != "6000" {
 		t.Fatalf("seller's lnd invoices: %+v", invs.Invoices)
 	}
+}
+
+// BenchmarkLndRoundTrip measures, on the simnet of TestBuyThroughLnd, one
+// bare lnd payment (the seller's lnd creates an invoice, the buyer's pays
+// it, over their REST APIs) against bitmesh's whole purchase of one unit
+// (services, challenge, the buyer's checks, the same payment, then the
+// use: the seller's credential check, metering and service), side by side
+// in one run:
+//
+//	go test ./lightning -run '^$' -bench LndRoundTrip -benchtime 20x
+func BenchmarkLndRoundTrip(b *testing.B) {
+	buyer, seller := newSimnet(b)
+	sb, bb := seller.backend(b), buyer.backend(b)
+	b.Run("bare-lnd-payment", func(b *testing.B) {
+		ctx := context.Background()
+		for b.Loop() {
+			inv, err := sb.AddInvoice(ctx, 2000, "bench", time.Hour)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := bb.Pay(ctx, inv.PaymentRequest, 1000); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bitmesh-buy-and-use", func(b *testing.B) {
+		sn, _, _, cl, _ := vendingPair(b, sb, bb)
+		ctx := context.Background()
+		for b.Loop() {
+			cred, err := cl.Buy(ctx, sn.PeerID(), "soda", 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := cl.Use(ctx, cred, 1, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
