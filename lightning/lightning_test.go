@@ -20,7 +20,7 @@ const salesTopic = "pay/sales"
 // vendingPair starts a seller node (a vending machine selling "soda" at
 // 2,000 msat an item, its sales logged) and a customer node, paying
 // through their backends.
-func vendingPair(t testing.TB, sellerBackend, customerBackend lightning.Backend) (seller, customer *node.Node, sl, cl *lightning.Lightning, logs *meshlog.MeshLog) {
+func vendingPair(t testing.TB, sellerBackend, customerBackend lightning.Backend, tune ...func(*lightning.Config)) (seller, customer *node.Node, sl, cl *lightning.Lightning, logs *meshlog.MeshLog) {
 	t.Helper()
 	vended := 0
 	scfg := lightning.DefaultConfig()
@@ -31,6 +31,9 @@ func vendingPair(t testing.TB, sellerBackend, customerBackend lightning.Backend)
 			vended += int(units)
 			return fmt.Appendf(nil, "%d can(s) for %s", units, buyer), nil
 		}}}
+	for _, f := range tune {
+		f(&scfg)
+	}
 	var err error
 	if sl, err = lightning.New(scfg); err != nil {
 		t.Fatal(err)
