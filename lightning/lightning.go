@@ -30,6 +30,8 @@ const MeterFileName = "lightning.db"
 type Config struct {
 	// Services are sold to any peer; none makes the node a buyer only.
 	Services []Service
+	// Certify, if set, also sells CertifyServiceName (see CertifyConfig).
+	Certify *CertifyConfig
 	// Backend creates invoices (selling) and pays them (buying).
 	Backend Backend
 	// TokenTTL is how long a token and its invoice stay valid. A longer
@@ -108,10 +110,17 @@ func New(cfg Config) (*Lightning, error) {
 		}
 		names[s.Name] = true
 	}
-	if len(cfg.Services) > MaxServices {
-		return nil, fmt.Errorf("lightning: %d services, at most %d", len(cfg.Services), MaxServices)
+	l := &Lightning{cfg: cfg, limiters: map[peer.ID]*rate.Limiter{}}
+	if c := cfg.Certify; c != nil {
+		if c.PriceMsat == 0 || c.Receipt == nil || names[CertifyServiceName] {
+			return nil, errors.New("lightning: Certify needs a price and Receipt, and no other service named " + CertifyServiceName)
+		}
+		l.cfg.Services = append(slices.Clone(cfg.Services), l.certifyService(*c))
 	}
-	return &Lightning{cfg: cfg, limiters: map[peer.ID]*rate.Limiter{}}, nil
+	if len(l.cfg.Services) > MaxServices {
+		return nil, fmt.Errorf("lightning: %d services, at most %d", len(l.cfg.Services), MaxServices)
+	}
+	return l, nil
 }
 
 func (l *Lightning) Name() string { return "lightning" }

@@ -13,7 +13,7 @@ import (
 	"github.com/bitmesh/bitmesh/identity"
 )
 
-// tokenVector is PROTOCOL.md §19.6's test vector.
+// tokenVector is PROTOCOL.md §19.7's test vector.
 type tokenVector struct {
 	SellerKey   string `json:"seller_private_key"` // after §11's even-Y normalisation
 	Buyer       string `json:"buyer"`

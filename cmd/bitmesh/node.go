@@ -74,6 +74,7 @@ type nodeOptions struct {
 	lnd         lightning.LndConfig // Host empty: no payments
 	pay         lightning.Config    // without Backend and Services: serveNode makes them
 	sellAnchor  uint64              // price per checkpoint of the anchor service; 0: not sold
+	sellCertify uint64              // price per message of the certify service; 0: not sold
 }
 
 // lowMemoryGCPercent is the garbage collector's target under --profile
@@ -96,7 +97,7 @@ type nodeFlags struct {
 	api, metricsAddr, network, level, format           *string
 	btcRPC, btcNet, config, profile                    *string
 	lndREST, lndCert, lndMacaroon, salesTopic          *string
-	payMaxMsat, sellAnchorMsat                         *uint64
+	payMaxMsat, sellAnchorMsat, sellCertifyMsat        *uint64
 	allowRemote, metricsRemote, noMDNS, noNAT          *bool
 	noWitness                                          *bool
 	ckEvery                                            *uint64
@@ -138,6 +139,7 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.lndMacaroon = fs.String("lnd-macaroon", "", "lnd macaroon `FILE` with invoice and payment rights (admin.macaroon)")
 	f.payMaxMsat = fs.Uint64("pay-max-msat", 1_000_000, "the most this node pays for one bundle of a peer's service, in msat")
 	f.sellAnchorMsat = fs.Uint64("sell-anchor-msat", 0, "sell the \"anchor\" service at this price in msat per checkpoint: other nodes pay to have a checkpoint anchored through this node's --anchor-calendar and --anchor-bitcoin-rpc (0: not sold)")
+	f.sellCertifyMsat = fs.Uint64("sell-certify-msat", 0, "sell the \"certify\" service at this price in msat per message: a device pays to have its own signed envelope logged in one of this node's --log-topic logs and gets the receipt back (0: not sold)")
 	f.salesTopic = fs.String("sales-topic", "", "publish each sale on this topic (log it with --log-topic so every sale gets a receipt)")
 	f.profile = fs.String("profile", "default", "settings to start from: default, or low-memory for boards with little RAM (8..24 connections, 64 KiB envelopes, smaller caches and queues, libp2p resource limits at their base, GOGC=50; easier to eclipse)")
 	f.config = fs.String("config", "", "read flag values from this YAML `FILE` (see `bitmesh config default`); flags on the command line win")
@@ -247,6 +249,10 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 	o.pay = lightning.DefaultConfig()
 	o.pay.MaxPriceMsat, o.pay.SalesTopic = *f.payMaxMsat, *f.salesTopic
 	o.sellAnchor = *f.sellAnchorMsat
+	if *f.sellCertifyMsat > 0 && (*f.lndREST == "" || len(logTopics) == 0) {
+		return node.Config{}, o, usagef(fs, "--sell-certify-msat needs --lnd-rest and at least one --log-topic")
+	}
+	o.sellCertify = *f.sellCertifyMsat
 	return cfg, o, nil
 }
 
@@ -322,7 +328,7 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 	}
 	nopts := []node.Option{node.WithExtension(logs)}
 	if o.lnd.Host != "" {
-		pay, err := newPayments(o, lc.Anchorers)
+		pay, err := newPayments(o, lc.Anchorers, logs)
 		if err != nil {
 			return err
 		}

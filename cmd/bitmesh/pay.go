@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/bitmesh/bitmesh/anchor"
+	"github.com/bitmesh/bitmesh/anchor/meshlog"
+	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/lightning"
 	"github.com/bitmesh/bitmesh/node/control"
@@ -128,9 +130,10 @@ func runPayStatus(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 // newPayments makes the payment extension of `bitmesh node --lnd-rest`:
-// a buyer always, and the seller of the "anchor" service with
-// --sell-anchor-msat.
-func newPayments(o nodeOptions, anchorers []anchor.Anchorer) (*lightning.Lightning, error) {
+// a buyer always, the seller of the "anchor" service with
+// --sell-anchor-msat and of "certify" (into logs) with
+// --sell-certify-msat.
+func newPayments(o nodeOptions, anchorers []anchor.Anchorer, logs *meshlog.MeshLog) (*lightning.Lightning, error) {
 	backend, err := lightning.NewLnd(o.lnd)
 	if err != nil {
 		return nil, err
@@ -139,6 +142,18 @@ func newPayments(o nodeOptions, anchorers []anchor.Anchorer) (*lightning.Lightni
 	cfg.Backend = backend
 	if o.sellAnchor > 0 {
 		cfg.Services = append(cfg.Services, anchorService(o.sellAnchor, anchorers))
+	}
+	if o.sellCertify > 0 {
+		cfg.Certify = &lightning.CertifyConfig{PriceMsat: o.sellCertify, Receipt: func(ctx context.Context, topic string, id gossip.ID) ([]byte, error) {
+			if _, err := logs.Checkpoint(ctx, topic); err != nil {
+				return nil, err
+			}
+			r, err := logs.Receipt(topic, id)
+			if err != nil {
+				return nil, err
+			}
+			return anchor.MarshalReceipt(r)
+		}}
 	}
 	return lightning.New(cfg)
 }
