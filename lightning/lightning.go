@@ -326,9 +326,10 @@ func (l *Lightning) ask(ctx context.Context, seller peer.ID, req Request) (Respo
 	if err := w.Flush(); err != nil {
 		return Response{}, err
 	}
-	if err := s.CloseWrite(); err != nil {
-		return Response{}, err
-	}
+	// The request is length-prefixed: the seller needs no EOF, and may
+	// already have answered and closed its side (over QUIC that fails
+	// this CloseWrite), so its error is not the request's.
+	_ = s.CloseWrite()
 	var resp Response
 	if err := readFrame(bufio.NewReader(s), maxResponseFrame, &resp); err != nil {
 		return Response{}, err
