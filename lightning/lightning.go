@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -309,9 +310,17 @@ func (l *Lightning) ask(ctx context.Context, seller peer.ID, req Request) (Respo
 	if err != nil {
 		return Response{}, err
 	}
+	return Ask(ctx, h.Libp2p(), seller, req)
+}
+
+// Ask sends one request to seller over ProtocolID from h and reads the
+// answer, within the stream's time limit; a refusal is a *RefusedError
+// (with the response). Buy and Use are built on it; tools and tests that
+// speak the protocol directly use it.
+func Ask(ctx context.Context, h host.Host, seller peer.ID, req Request) (Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, streamLimits.Timeout)
 	defer cancel()
-	s, err := h.Libp2p().NewStream(ctx, seller, ProtocolID)
+	s, err := h.NewStream(ctx, seller, ProtocolID)
 	if err != nil {
 		return Response{}, err
 	}

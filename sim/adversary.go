@@ -9,6 +9,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
@@ -37,6 +38,10 @@ type AttackEnv struct {
 	Honest []identity.DeviceID
 	Spec   AdversarySpec
 	Rand   *rand.Rand
+	// Targets are, per attacker host, the honest peers it is linked to.
+	Targets map[peer.ID][]peer.ID
+	// Payments is set in a scenario with payments.
+	Payments *payEnv
 }
 
 // Attacker is one hostile host.
@@ -57,6 +62,7 @@ var adversaryTypes = map[string]func() Adversary{
 	"sybil-swarm":       func() Adversary { return sybil{silence: true} },
 	"cold-boot":         func() Adversary { return sybil{silence: true} },
 	"replay":            func() Adversary { return replay{} },
+	"freeloader":        func() Adversary { return freeloader{} },
 }
 
 // AdversaryTypes lists the known adversary types, sorted.

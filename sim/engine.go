@@ -26,6 +26,7 @@ import (
 	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
+	"github.com/bitmesh/bitmesh/lightning"
 	"github.com/bitmesh/bitmesh/node"
 )
 
@@ -105,7 +106,8 @@ type honest struct {
 	plain   *plainPeer
 	id      peer.ID
 	traffic *traffic
-	dataDir string // empty but for nodes that restart
+	dataDir string               // empty but for nodes that restart
+	pay     *lightning.Lightning // with payments
 }
 
 // drainAfterClose is the virtual time run waits after closing the swarm.
@@ -165,6 +167,10 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	g := newGraph(stream(sc, streamGraph), sc)
 	rec.graph = g
 	exhausted := exhaustTargets(sc)
+	var pay *payEnv
+	if sc.Payments != nil {
+		pay = &payEnv{net: lightning.NewInProcessNetwork(nil), tally: newPayTally()}
+	}
 
 	// One signature verdict per envelope for the whole swarm: in virtual
 	// time a check costs wall time and CPU but no simulated time, so
@@ -198,7 +204,16 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 		if len(sc.Adversaries) > 0 {
 			psOpts = append(psOpts, pubsub.WithPeerScoreInspect(func(m map[peer.ID]float64) { rec.scored(time.Now(), m) }, time.Second))
 		}
-		n, err := node.New(cfg, node.WithHost(hosts[i]), node.WithPubSubOptions(psOpts...), node.WithSharedSignatureCache(sigs))
+		nopts := []node.Option{node.WithHost(hosts[i]), node.WithPubSubOptions(psOpts...), node.WithSharedSignatureCache(sigs)}
+		var paid *lightning.Lightning
+		if pay != nil {
+			var err error
+			if paid, err = lightning.New(sc.Payments.sellerConfig(pay.net)); err != nil {
+				return nil, err
+			}
+			nopts = append(nopts, node.WithExtension(paid))
+		}
+		n, err := node.New(cfg, nopts...)
 		if err != nil {
 			return nil, err
 		}
@@ -224,7 +239,7 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 				}
 			}
 		}()
-		return &honest{n: n, id: hosts[i].ID(), traffic: tr, dataDir: dataDir}, nil
+		return &honest{n: n, id: hosts[i].ID(), traffic: tr, dataDir: dataDir, pay: paid}, nil
 	}
 	var nodesMu sync.Mutex // guards nodes[i].n across a restart
 	for i := range nodes {
@@ -275,7 +290,8 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	var attackWG sync.WaitGroup
 	attackErrs := make(chan error, 2*len(sc.Adversaries)) // Run's and a restart's
 	for ai, spec := range sc.Adversaries {
-		env := AttackEnv{Network: node.LocalConfig().Network, Topic: sc.Traffic.Topic, Spec: spec, Rand: rand.New(rand.NewPCG(sc.Seed, uint64(ai)+1)), Honest: honestIDs}
+		env := AttackEnv{Network: node.LocalConfig().Network, Topic: sc.Traffic.Topic, Spec: spec, Rand: rand.New(rand.NewPCG(sc.Seed, uint64(ai)+1)), Honest: honestIDs,
+			Targets: map[peer.ID][]peer.ID{}, Payments: pay}
 		for range spec.Count {
 			key, err := keyFrom(rng)
 			if err != nil {
@@ -302,6 +318,7 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 					links = append(links, l)
 				}
 				rec.attackerLinked(h.ID(), target)
+				env.Targets[h.ID()] = append(env.Targets[h.ID()], nodes[target].id)
 			}
 			ah := &simHost{Host: h, ctx: ctx, w: w, loss: sc.Link.LossPct / 100, seed: sc.Seed<<20 | uint64(1<<19+len(rec.attackers))}
 			env.Attackers = append(env.Attackers, Attacker{Host: ah, Key: key})
@@ -375,6 +392,7 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 		}()
 	}
 
+	buyersDone := startBuyers(halt, sc, start, g, nodes, pay)
 	waitPublishers := startPublishers(halt, sc, start, rec, func(p int, msg uint64) error {
 		payload := make([]byte, sc.Traffic.Size)
 		binary.BigEndian.PutUint64(payload, msg)
@@ -415,12 +433,16 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 		fmt.Fprintln(progress)
 	}
 	pubErr := waitPublishers()
+	buyersDone()
 	<-disrupted
 	restarts.Wait()
 	if pubErr != nil {
 		return Report{}, pubErr
 	}
 	rep := rec.report(nodes, time.Since(start))
+	if pay != nil {
+		rep.Payments = pay.tally.report()
+	}
 	if stopped {
 		rep.Partial, rep.Stopped = true, StoppedInterrupted
 	}

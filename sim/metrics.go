@@ -43,9 +43,11 @@ type Report struct {
 	RedeliveredAfterRestart int `json:"redelivered_after_restart,omitempty"`
 	// Targets reports the honest nodes that eclipse or censorship
 	// attacks aimed at.
-	Targets        []TargetReport `json:"targets,omitempty"`
-	WallSeconds    float64        `json:"wall_seconds"`
-	VirtualSeconds float64        `json:"virtual_seconds"`
+	Targets []TargetReport `json:"targets,omitempty"`
+	// Payments reports paid services, in a scenario with payments.
+	Payments       *PaymentsReport `json:"payments,omitempty"`
+	WallSeconds    float64         `json:"wall_seconds"`
+	VirtualSeconds float64         `json:"virtual_seconds"`
 	// Partial is set when the run was stopped before the scenario's end
 	// (Stopped says why, e.g. "interrupted"): the report covers the
 	// VirtualSeconds that ran, and messages published last may not

@@ -34,6 +34,8 @@ type Scenario struct {
 	Churn *Churn `yaml:"churn"`
 	// Node overrides settings of every honest node.
 	Node NodeSettings `yaml:"node"`
+	// Payments, if set, has the honest nodes sell and buy a paid service.
+	Payments *Payments `yaml:"payments"`
 }
 
 // NodeSettings are the node.Config fields a scenario may set; zero keeps
@@ -317,7 +319,15 @@ func (sc Scenario) Validate() error {
 	if c := sc.Churn; c != nil && (c.Fraction <= 0 || c.Fraction > 0.5 || c.Interval.Duration <= 0 || c.Downtime.Duration <= 0 || c.Downtime.Duration >= c.Interval.Duration) {
 		return bad("churn: fraction in (0, 0.5], 0 < downtime < interval")
 	}
+	if sc.Payments != nil {
+		if err := sc.Payments.validate(sc.Nodes); err != nil {
+			return bad("%v", err)
+		}
+	}
 	for i, a := range sc.Adversaries {
+		if a.Type == "freeloader" && sc.Payments == nil {
+			return bad("adversaries[%d]: freeloader needs payments", i)
+		}
 		if _, ok := adversaryTypes[a.Type]; !ok {
 			return bad("adversaries[%d].type: unknown %q (known: %v)", i, a.Type, AdversaryTypes())
 		}
