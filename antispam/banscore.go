@@ -120,5 +120,8 @@ func DefaultScoreTable() ScoreTable {
 		SenderRateExceeded: {Transient: 1},
 		Equivocation:       {Persistent: 100},
 		CertificateInvalid: {Persistent: 50},
+		BadChunk:           {Persistent: 100},
+		Stalling:           {Transient: 25},
+		InventoryFlood:     {Transient: 10},
 	}
 }

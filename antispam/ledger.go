@@ -35,6 +35,9 @@ const (
 	SenderRateExceeded                         // a sending device exceeded its rate limit, per excess message
 	Equivocation                               // reserved: a device signed two conflicting log entries
 	CertificateInvalid                         // reserved: admission control rejected a device's certificate
+	BadChunk                                   // a peer served an object chunk or manifest that fails its hash (inventory)
+	Stalling                                   // a peer took an object request and did not answer in time (inventory)
+	InventoryFlood                             // a peer announced more inventory than its budget, or inventory it could not serve (inventory)
 	numMisbehaviours                           // end marker, not a misbehaviour
 )
 
@@ -51,6 +54,9 @@ var misbehaviourNames = [numMisbehaviours]string{
 	SenderRateExceeded: "sender-rate-exceeded",
 	Equivocation:       "equivocation",
 	CertificateInvalid: "certificate-invalid",
+	BadChunk:           "bad-chunk",
+	Stalling:           "stalling",
+	InventoryFlood:     "inventory-flood",
 }
 
 func (m Misbehaviour) String() string {

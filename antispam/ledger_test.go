@@ -110,7 +110,7 @@ func TestStrings(t *testing.T) {
 		want string
 	}{
 		{"misbehaviour", Malformed, "malformed"},
-		{"last misbehaviour", CertificateInvalid, "certificate-invalid"},
+		{"last misbehaviour", InventoryFlood, "inventory-flood"},
 		{"zero misbehaviour", Misbehaviour(0), "misbehaviour(0)"},
 		{"unknown misbehaviour", Misbehaviour(200), "misbehaviour(200)"},
 		{"peer subject", PeerSubject(peer.ID("a")), "peer:" + peer.ID("a").String()},
@@ -146,6 +146,9 @@ func TestDefaultScoreTablePenalties(t *testing.T) {
 		{SenderRateExceeded, 1, false},
 		{Equivocation, 100, true},
 		{CertificateInvalid, 50, false},
+		{BadChunk, 100, true},
+		{Stalling, 25, false},
+		{InventoryFlood, 10, false},
 	}
 	if len(tests) != int(numMisbehaviours)-1 || len(DefaultScoreTable()) != len(tests) {
 		t.Fatalf("%d rows, %d table entries, %d misbehaviours", len(tests), len(DefaultScoreTable()), numMisbehaviours-1)

@@ -66,6 +66,14 @@ func (n *Node) handleStream(id protocol.ID, lim ext.StreamLimits, handler networ
 	g := &streamGate{lim: lim, refused: n.refusals(id), perPeer: make(map[peer.ID]int)}
 	n.host.SetStreamHandler(id, func(s network.Stream) {
 		p := s.Conn().RemotePeer()
+		// The connection gater keeps banned peers out, but a stream on a
+		// connection made before the ban, or on a transport that bypasses
+		// the gater, must not reach a handler either.
+		if n.peerBanned(p) {
+			g.refused.Add(1)
+			_ = s.Reset()
+			return
+		}
 		if !g.enter(p) {
 			g.refused.Add(1)
 			n.log.Debug("stream refused: too many at once", "protocol", id, "peer", p)

@@ -42,6 +42,10 @@ type AttackEnv struct {
 	Targets map[peer.ID][]peer.ID
 	// Payments is set in a scenario with payments.
 	Payments *payEnv
+	// Object waits for the scenario's rollout object to be shared and
+	// returns what is public of it; false when the run ends first or the
+	// scenario has no rollout.
+	Object func(ctx context.Context) (*ObjectFacts, bool)
 }
 
 // Attacker is one hostile host.
@@ -63,6 +67,8 @@ var adversaryTypes = map[string]func() Adversary{
 	"cold-boot":         func() Adversary { return sybil{silence: true} },
 	"replay":            func() Adversary { return replay{} },
 	"freeloader":        func() Adversary { return freeloader{} },
+	"bad-chunks":        func() Adversary { return badChunks{} },
+	"inv-flood":         func() Adversary { return invFlood{} },
 }
 
 // AdversaryTypes lists the known adversary types, sorted.

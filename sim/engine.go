@@ -141,6 +141,14 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 			closers[i]()
 		}
 	}()
+	var ro *rolloutRun
+	if sc.Rollout != nil {
+		var err error
+		if ro, err = newRolloutRun(sc); err != nil {
+			return Report{}, err
+		}
+		closers = append(closers, ro.close)
+	}
 	keys := make([]*identity.PrivateKey, sc.Nodes)
 	hosts := make([]*simHost, sc.Nodes)
 	for i := range nodes {
@@ -212,6 +220,13 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 				return nil, err
 			}
 			nopts = append(nopts, node.WithExtension(paid))
+		}
+		if ro != nil {
+			inv, err := ro.extension(i)
+			if err != nil {
+				return nil, err
+			}
+			nopts = append(nopts, node.WithExtension(inv))
 		}
 		n, err := node.New(cfg, nopts...)
 		if err != nil {
@@ -291,7 +306,13 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	attackErrs := make(chan error, 2*len(sc.Adversaries)) // Run's and a restart's
 	for ai, spec := range sc.Adversaries {
 		env := AttackEnv{Network: node.LocalConfig().Network, Topic: sc.Traffic.Topic, Spec: spec, Rand: rand.New(rand.NewPCG(sc.Seed, uint64(ai)+1)), Honest: honestIDs,
-			Targets: map[peer.ID][]peer.ID{}, Payments: pay}
+			Targets: map[peer.ID][]peer.ID{}, Payments: pay,
+			Object: func(ctx context.Context) (*ObjectFacts, bool) {
+				if ro == nil {
+					return nil, false
+				}
+				return ro.facts(ctx)
+			}}
 		for range spec.Count {
 			key, err := keyFrom(rng)
 			if err != nil {
@@ -404,6 +425,12 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	})
 
 	end := start.Add(sc.Warmup.Duration + time.Duration(sc.Traffic.Messages)*sc.Traffic.Interval.Duration + sc.Drain.Duration)
+	rolled := make(chan error, 1)
+	if ro != nil {
+		go func() { rolled <- ro.run(halt, start.Add(sc.Warmup.Duration)) }()
+	} else {
+		rolled <- nil
+	}
 	ids := make([]peer.ID, len(nodes))
 	for i, h := range nodes {
 		ids[i] = h.id
@@ -436,12 +463,27 @@ func run(sc Scenario, progress io.Writer, o runOptions, stop *atomic.Bool) (Repo
 	buyersDone()
 	<-disrupted
 	restarts.Wait()
+	haltRun()
+	if err := <-rolled; err != nil {
+		return Report{}, err
+	}
 	if pubErr != nil {
 		return Report{}, pubErr
 	}
 	rep := rec.report(nodes, time.Since(start))
 	if pay != nil {
 		rep.Payments = pay.tally.report()
+	}
+	if ro != nil {
+		var sent float64
+		for _, b := range rep.samples.nodeBytes {
+			sent += b / 2 // sent+received per node: each byte counted at both ends
+		}
+		var perByte float64
+		if delivered := rep.HonestDeliveryRatio * float64(rep.Messages*(sc.Nodes-1)*sc.Traffic.Size); delivered > 0 {
+			perByte = sent / delivered
+		}
+		rep.Rollout = ro.report(perByte)
 	}
 	if stopped {
 		rep.Partial, rep.Stopped = true, StoppedInterrupted

@@ -54,8 +54,22 @@ type Report struct {
 	// have had the time to arrive.
 	Partial bool   `json:"partial,omitempty"`
 	Stopped string `json:"stopped,omitempty"`
+	// AttackerLinks counts, per adversary type, the links between its
+	// attackers and honest nodes, and how many of those nodes banned the
+	// attacker: an attacker that misbehaves only when asked (bad-chunks)
+	// is banned by the neighbours that asked it.
+	AttackerLinks []AttackerLinks `json:"attacker_links,omitempty"`
+	// Rollout reports the scenario's large-object rollout, if it has one.
+	Rollout *RolloutReport `json:"rollout,omitempty"`
 
 	samples samples // for plots; not in report.json
+}
+
+// AttackerLinks is one adversary type's links and bans.
+type AttackerLinks struct {
+	Type   string `json:"type"`
+	Links  int    `json:"links"`
+	Banned int    `json:"banned"`
 }
 
 // samples are a run's raw distributions, sorted.
@@ -316,6 +330,24 @@ func (r *recorder) report(nodes []*honest, virtual time.Duration) Report {
 	rep.BytesPerNode = spread(bytes)
 	rep.samples.nodeBytes = bytes
 
+	links := map[string]*AttackerLinks{}
+	for _, a := range r.attackers {
+		l := links[a.kind]
+		if l == nil {
+			l = &AttackerLinks{Type: a.kind}
+			links[a.kind] = l
+		}
+		l.Links += len(a.neighbours)
+		for n := range a.bannedBy {
+			if a.neighbours[n] {
+				l.Banned++
+			}
+		}
+	}
+	for _, l := range links {
+		rep.AttackerLinks = append(rep.AttackerLinks, *l)
+	}
+	slices.SortFunc(rep.AttackerLinks, func(a, b AttackerLinks) int { return strings.Compare(a.Type, b.Type) })
 	for _, a := range r.attackers {
 		if len(a.neighbours) == 0 || len(a.bannedBy) < len(a.neighbours) {
 			continue

@@ -36,6 +36,9 @@ type Scenario struct {
 	Node NodeSettings `yaml:"node"`
 	// Payments, if set, has the honest nodes sell and buy a paid service.
 	Payments *Payments `yaml:"payments"`
+	// Rollout, if set, moves one large object through the swarm with the
+	// inventory extension (rollout.go).
+	Rollout *Rollout `yaml:"rollout"`
 }
 
 // NodeSettings are the node.Config fields a scenario may set; zero keeps
@@ -342,6 +345,14 @@ func (sc Scenario) Validate() error {
 		}
 		if a.Type == "eclipse-exhaust" && (sc.Node.ConnHigh == 0 || a.Count <= sc.Node.ConnHigh || a.Target < sc.Traffic.Publishers || a.Targets < 2) {
 			return bad("adversaries[%d]: eclipse-exhaust needs node.conn_high, more sybils than it, a target that does not publish, and targets ≥ 2", i)
+		}
+		if a.Type == "bad-chunks" && sc.Rollout == nil {
+			return bad("adversaries[%d]: bad-chunks needs a rollout", i)
+		}
+	}
+	if sc.Rollout != nil {
+		if err := sc.Rollout.validate(sc.Nodes); err != nil {
+			return bad("%v", err)
 		}
 	}
 	return nil

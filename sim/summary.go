@@ -46,6 +46,16 @@ func Summary(r Report) string {
 	for _, t := range r.Targets {
 		row(fmt.Sprintf("target node %d: received / own delivered", t.Node), "%.4f %% / %.4f %% (received p99 %.1f ms)", 100*t.ReceivedRatio, 100*t.PublishedRatio, t.ReceivedMS.P99)
 	}
+	for _, l := range r.AttackerLinks {
+		row(fmt.Sprintf("%s: neighbours that banned the attacker", l.Type), "%d of %d", l.Banned, l.Links)
+	}
+	if ro := r.Rollout; ro != nil {
+		row("rollout: receivers complete / intact", "%d / %d of %d", ro.Complete, ro.Intact, ro.Receivers)
+		row("rollout: seconds to complete p50 / p95 / max", "%.0f / %.0f / %.0f", ro.CompleteSeconds.P50, ro.CompleteSeconds.P95, ro.CompleteSeconds.Max)
+		row("rollout: bytes moved / receivers × size", "%d / %d = %.4f", ro.BytesMoved, int64(ro.Receivers)*int64(ro.ObjectBytes), ro.BytesRatio)
+		row("rollout: as GossipSub messages (measured cost per byte)", "%.0f bytes (%.2f × receivers × size)", ro.GossipSubEquivalent, ro.GossipSubBytesPerByte)
+		row("rollout: bad chunks / stalls / announced IDs over budget", "%d / %d / %d", ro.BadChunks, ro.Stalls, ro.InvOverBudget)
+	}
 	row("virtual / wall time", "%.0f s / %.1f s", r.VirtualSeconds, r.WallSeconds)
 	return b.String()
 }

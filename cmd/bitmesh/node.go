@@ -26,6 +26,7 @@ import (
 	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/internal/sdnotify"
+	"github.com/bitmesh/bitmesh/inventory"
 	"github.com/bitmesh/bitmesh/lightning"
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/bitmesh/bitmesh/node/control"
@@ -66,7 +67,8 @@ type nodeOptions struct {
 	logLevel    slog.Level
 	logFormat   string         // "text" or "json"
 	logs        meshlog.Config // without anchorers: serveNode makes them
-	calendars   []string       // OpenTimestamps calendar URLs
+	objects     inventory.Config
+	calendars   []string // OpenTimestamps calendar URLs
 	btcRPC      string
 	btcNet      string
 	data        dataFlags
@@ -94,6 +96,8 @@ type nodeFlags struct {
 	fs                                                 *flag.FlagSet
 	o                                                  nodeOptions // its data flags are registered
 	listen, bootstrap, operators, logTopics, calendars stringList
+	objectTypes, objectPublishers                      stringList
+	objectsServeRate                                   *int
 	api, metricsAddr, network, level, format           *string
 	btcRPC, btcNet, config, profile                    *string
 	lndREST, lndCert, lndMacaroon, salesTopic          *string
@@ -134,6 +138,9 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.btcRPC = fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
 	f.btcNet = fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
 	f.anchorEvery = fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
+	fs.Var(&f.objectTypes, "object-type", "fetch objects of this `type` (firmware, config) as soon as a peer announces one (repeatable)")
+	fs.Var(&f.objectPublishers, "object-publisher", "fetch objects automatically only if this device `ID` signed them (repeatable; default any publisher)")
+	f.objectsServeRate = fs.Int("objects-serve-rate", 0, "serve objects to peers at most this many `bytes` a second in all (0: no bound)")
 	f.lndREST = fs.String("lnd-rest", "", "lnd REST API `HOST:PORT` (lnd's --restlisten): enables payments, `bitmesh pay` (off when empty)")
 	f.lndCert = fs.String("lnd-tls-cert", "", "lnd's tls.cert `FILE`, trusted as the only root for --lnd-rest")
 	f.lndMacaroon = fs.String("lnd-macaroon", "", "lnd macaroon `FILE` with invoice and payment rights (admin.macaroon)")
@@ -239,6 +246,9 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 	o.logs.Topics, o.logs.Witness, o.logs.CheckpointEvery, o.logs.CheckpointInterval = logTopics, !*noWitness, *ckEvery, *ckInterval
 	o.logs.AnchorInterval = *anchorEvery
 	o.calendars, o.btcRPC, o.btcNet = calendars, *btcRPC, *btcNet
+	if o.objects, err = objectsConfig(f.objectTypes, f.objectPublishers, *f.objectsServeRate); err != nil {
+		return node.Config{}, o, usagef(fs, "%v", err)
+	}
 	if *f.lndREST != "" && (*f.lndCert == "" || *f.lndMacaroon == "") {
 		return node.Config{}, o, usagef(fs, "--lnd-rest needs --lnd-tls-cert and --lnd-macaroon")
 	}
@@ -326,7 +336,11 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 	if err != nil {
 		return err
 	}
-	nopts := []node.Option{node.WithExtension(logs)}
+	objects, err := inventory.New(o.objects)
+	if err != nil {
+		return err
+	}
+	nopts := []node.Option{node.WithExtension(logs), node.WithExtension(objects)}
 	if o.lnd.Host != "" {
 		pay, err := newPayments(o, lc.Anchorers, logs)
 		if err != nil {

@@ -1,0 +1,87 @@
+package inventory
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/bitmesh/bitmesh/antispam"
+)
+
+// handleStream answers one request. The node bounds how many run at once
+// and for how long (streamLimits); a malformed request scores the peer.
+func (x *Inventory) handleStream(s network.Stream) {
+	defer s.Close()
+	p := s.Conn().RemotePeer()
+	req, err := ReadRequest(bufio.NewReader(io.LimitReader(s, MaxRequestSize)))
+	if err != nil {
+		_ = s.Reset()
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isStreamError(err) {
+			x.count(func(c *Counters) { c.InvMalformed++ })
+			x.penalise(p, antispam.Malformed)
+		}
+		return
+	}
+	if req.Kind == KindInv {
+		x.handleInv(p, req.IDs)
+		return
+	}
+	w := bufio.NewWriterSize(s, 64<<10)
+	defer w.Flush()
+	id := req.IDs[0]
+	if !x.store.Complete(id) {
+		_ = w.WriteByte(StatusNotFound)
+		return
+	}
+	switch req.Kind {
+	case KindGetManifest:
+		_, raw, err := x.store.Manifest(id)
+		if err != nil {
+			_ = w.WriteByte(StatusNotFound)
+			return
+		}
+		n, _ := w.Write(AppendManifestAnswer(nil, raw))
+		x.count(func(c *Counters) { c.ServedBytes += uint64(n) })
+	case KindGetLeaves:
+		n, _ := w.Write(AppendLeavesAnswer(nil, x.store.Leaves(id)))
+		x.count(func(c *Counters) { c.ServedBytes += uint64(n) })
+	case KindGetData:
+		x.serveChunks(w, id, req)
+	}
+}
+
+// serveChunks writes the chunks of a getdata, one in memory at a time,
+// within ServeRate; a chunk past the object's end ends the answer with
+// notfound.
+func (x *Inventory) serveChunks(w *bufio.Writer, id ID, req Request) {
+	m, _, _ := x.store.Manifest(id)
+	buf := make([]byte, m.ChunkSize)
+	for i := req.First; i < req.First+uint32(req.Count); i++ {
+		chunk, err := x.store.ReadChunk(id, i, buf)
+		if err != nil {
+			_ = w.WriteByte(StatusNotFound)
+			return
+		}
+		if x.serve != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), streamLimits.Timeout)
+			err := x.serve.WaitN(ctx, len(chunk))
+			cancel()
+			if err != nil {
+				return
+			}
+		}
+		if _, err := w.Write(AppendChunkHeader(nil, len(chunk))); err != nil {
+			return
+		}
+		if _, err := w.Write(chunk); err != nil {
+			return
+		}
+		x.count(func(c *Counters) {
+			c.ServedChunks++
+			c.ServedBytes += uint64(5 + len(chunk))
+		})
+	}
+}
