@@ -25,6 +25,7 @@ import (
 	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/internal/sdnotify"
+	"github.com/bitmesh/bitmesh/mqtt"
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/bitmesh/bitmesh/node/control"
 	"github.com/bitmesh/bitmesh/node/metrics"
@@ -38,6 +39,7 @@ type readyEvent struct {
 	Addrs    []string `json:"addrs"`
 	API      string   `json:"api"`
 	Metrics  string   `json:"metrics,omitempty"` // the metrics listener, with --metrics
+	MQTT     string   `json:"mqtt,omitempty"`    // the embedded MQTT broker, with --mqtt
 }
 
 // isLoopbackAddr reports whether addr (HOST:PORT) names a loopback host: a
@@ -68,6 +70,7 @@ type nodeOptions struct {
 	btcRPC      string
 	btcNet      string
 	data        dataFlags
+	mqtt        *mqtt.Config // nil: no gateway
 }
 
 // nodeConfig turns `bitmesh node`'s arguments into a node configuration
@@ -84,6 +87,11 @@ type nodeFlags struct {
 	btcRPC, btcNet, config, profile                    *string
 	allowRemote, metricsRemote, noMDNS, noNAT          *bool
 	noWitness                                          *bool
+	mqttListen, mqttBridge, mqttBridgeID, mqttBridgeUser *string
+	mqttBridgePass, mqttTLSCert, mqttTLSKey              *string
+	mqttMaps, mqttUsers                                  stringList
+	mqttLinger                                           *time.Duration
+	mqttMaxPayload                                       *int
 	ckEvery                                            *uint64
 	ckInterval, anchorEvery                            *time.Duration
 	logDefaults                                        meshlog.Config
@@ -118,6 +126,18 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.btcRPC = fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
 	f.btcNet = fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
 	f.anchorEvery = fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
+	mq := mqtt.DefaultConfig()
+	f.mqttListen = fs.String("mqtt", "", "run the MQTT gateway's embedded broker (MQTT 3.1.1 and 5) on this `HOST:PORT` (off when empty); clients without a password are let in from loopback only")
+	f.mqttBridge = fs.String("mqtt-bridge", "", "bridge the mesh to an existing MQTT broker at this `URL` (tcp://host:port or ssl://host:port) as a client")
+	f.mqttBridgeID = fs.String("mqtt-bridge-client-id", mq.BridgeClientID, "MQTT client ID of the --mqtt-bridge connection (its session persists across restarts)")
+	f.mqttBridgeUser = fs.String("mqtt-bridge-user", "", "user name for --mqtt-bridge")
+	f.mqttBridgePass = fs.String("mqtt-bridge-password", "", "password for --mqtt-bridge (prefer the --config file: arguments are visible to other local users)")
+	fs.Var(&f.mqttMaps, "mqtt-map", "map MQTT topics to a mesh topic and back, as `FILTER=TOPIC` (repeatable; none: every MQTT topic that is a valid mesh topic maps to itself); mapped topics are logged")
+	fs.Var(&f.mqttUsers, "mqtt-user", "MQTT user, as `NAME:BCRYPTHASH:PUBFILTERS:SUBFILTERS` with comma-separated topic filters (repeatable; see `bitmesh mqtt passwd`)")
+	f.mqttTLSCert = fs.String("mqtt-tls-cert", "", "PEM certificate `FILE`: --mqtt listens with TLS (with --mqtt-tls-key)")
+	f.mqttTLSKey = fs.String("mqtt-tls-key", "", "PEM private key `FILE` of --mqtt-tls-cert")
+	f.mqttLinger = fs.Duration("mqtt-linger", mq.Linger, "how long an MQTT message waits for others to share its signed envelope (more: fewer signatures, more latency)")
+	f.mqttMaxPayload = fs.Int("mqtt-max-payload", mq.MaxPayload, "largest MQTT message payload in bytes; bigger packets are refused")
 	f.profile = fs.String("profile", "default", "settings to start from: default, or low-memory for boards with little RAM (8..24 connections, 64 KiB envelopes, smaller caches and queues; easier to eclipse)")
 	f.config = fs.String("config", "", "read flag values from this YAML `FILE` (see `bitmesh config default`); flags on the command line win")
 	return f
@@ -213,7 +233,59 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 	o.logs.Topics, o.logs.Witness, o.logs.CheckpointEvery, o.logs.CheckpointInterval = logTopics, !*noWitness, *ckEvery, *ckInterval
 	o.logs.AnchorInterval = *anchorEvery
 	o.calendars, o.btcRPC, o.btcNet = calendars, *btcRPC, *btcNet
+	if o.mqtt, err = mqttConfig(f); err != nil {
+		return node.Config{}, o, usagef(fs, "%v", err)
+	}
+	if o.mqtt != nil {
+		o.logs.Topics = appendNew(o.logs.Topics, o.mqtt.Mappings)
+	}
 	return cfg, o, nil
+}
+
+// mqttConfig is the gateway's configuration from the --mqtt flags, or nil
+// when neither --mqtt nor --mqtt-bridge is given.
+func mqttConfig(f *nodeFlags) (*mqtt.Config, error) {
+	if *f.mqttListen == "" && *f.mqttBridge == "" {
+		return nil, nil
+	}
+	c := mqtt.DefaultConfig()
+	c.Listen, c.Bridge, c.BridgeClientID = *f.mqttListen, *f.mqttBridge, *f.mqttBridgeID
+	c.BridgeUsername, c.BridgePassword = *f.mqttBridgeUser, *f.mqttBridgePass
+	c.TLSCert, c.TLSKey, c.Linger, c.MaxPayload = *f.mqttTLSCert, *f.mqttTLSKey, *f.mqttLinger, *f.mqttMaxPayload
+	for _, m := range f.mqttMaps {
+		mp, err := mqtt.ParseMapping(m)
+		if err != nil {
+			return nil, fmt.Errorf("--mqtt-map: %w", err)
+		}
+		c.Mappings = append(c.Mappings, mp)
+	}
+	for _, u := range f.mqttUsers {
+		us, err := mqtt.ParseUser(u)
+		if err != nil {
+			return nil, fmt.Errorf("--mqtt-user: %w", err)
+		}
+		c.Users = append(c.Users, us)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// appendNew adds the mapped mesh topics to the logged ones, once each: the
+// gateway certifies what it maps.
+func appendNew(topics []string, maps []mqtt.Mapping) []string {
+	seen := map[string]bool{}
+	for _, t := range topics {
+		seen[t] = true
+	}
+	for _, m := range maps {
+		if !seen[m.Mesh] {
+			seen[m.Mesh] = true
+			topics = append(topics, m.Mesh)
+		}
+	}
+	return topics
 }
 
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -284,6 +356,13 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 		return err
 	}
 	nopts := []node.Option{node.WithExtension(logs)}
+	var gw *mqtt.Gateway
+	if o.mqtt != nil {
+		if gw, err = mqtt.New(*o.mqtt, logs); err != nil {
+			return err
+		}
+		nopts = append(nopts, node.WithExtension(gw))
+	}
 	var reg *prometheus.Registry
 	if o.metrics != "" {
 		reg = metrics.NewRegistry()
@@ -326,6 +405,9 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 	defer os.Remove(filepath.Join(cfg.DataDir, control.EndpointFileName))
 
 	ready := readyEvent{Event: "ready", DeviceID: n.DeviceID().String(), PeerID: n.PeerID().String(), API: ln.Addr().String(), Metrics: metricsAddr}
+	if gw != nil {
+		ready.MQTT = gw.Addr()
+	}
 	for _, a := range n.Addrs() {
 		ready.Addrs = append(ready.Addrs, a.String())
 	}
