@@ -72,7 +72,7 @@ type item struct {
 // reaching the mesh.
 type sent struct {
 	hash    [32]byte
-	done    bool            // published; false while in a batch
+	done    bool     // published; false while in a batch
 	waiters []waiter // retries waiting for the batch; guarded by Gateway.mu
 }
 

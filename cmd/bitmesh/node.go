@@ -80,21 +80,21 @@ type nodeOptions struct {
 // nodeFlags are `bitmesh node`'s flags, registered on fs. The repeatable
 // ones collect into the stringLists.
 type nodeFlags struct {
-	fs                                                 *flag.FlagSet
-	o                                                  nodeOptions // its data flags are registered
-	listen, bootstrap, operators, logTopics, calendars stringList
-	api, metricsAddr, network, level, format           *string
-	btcRPC, btcNet, config, profile                    *string
-	allowRemote, metricsRemote, noMDNS, noNAT          *bool
-	noWitness                                          *bool
+	fs                                                   *flag.FlagSet
+	o                                                    nodeOptions // its data flags are registered
+	listen, bootstrap, operators, logTopics, calendars   stringList
+	api, metricsAddr, network, level, format             *string
+	btcRPC, btcNet, config, profile                      *string
+	allowRemote, metricsRemote, noMDNS, noNAT            *bool
+	noWitness                                            *bool
 	mqttListen, mqttBridge, mqttBridgeID, mqttBridgeUser *string
 	mqttBridgePass, mqttTLSCert, mqttTLSKey              *string
 	mqttMaps, mqttUsers                                  stringList
 	mqttLinger                                           *time.Duration
 	mqttMaxPayload                                       *int
-	ckEvery                                            *uint64
-	ckInterval, anchorEvery                            *time.Duration
-	logDefaults                                        meshlog.Config
+	ckEvery                                              *uint64
+	ckInterval, anchorEvery                              *time.Duration
+	logDefaults                                          meshlog.Config
 }
 
 // newNodeFlags registers `bitmesh node`'s flags. `bitmesh config default`
