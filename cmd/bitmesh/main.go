@@ -79,6 +79,7 @@ func init() {
 		{"unban", "lift a ban", runUnban},
 		{"cert", "issue, revoke or show device certificates (permissioned meshes)", runCert},
 		{"log", "show a node's Merkle logs, export and verify message receipts", runLog},
+		{"mqtt", "print the bcrypt hash of an MQTT gateway password: bitmesh mqtt passwd < pw", runMQTT},
 		{"sim", "run a swarm of real nodes in virtual time and report (needs bitmesh-sim)", runSim},
 		{"repair", "check the data directory's stores; set damaged ones aside, keep what is readable", runRepair},
 		{"version", "print the version, VCS revision and Go version of this binary", runVersion},
