@@ -94,6 +94,7 @@ const (
 	maxPendingRcpts = 4096
 	receiptMaxWait  = 10 * time.Minute
 	inlineClientID  = "bitmesh-gateway"
+	republishTail   = 16 // journal records republished at every start
 )
 
 var _ ext.Extension = (*Gateway)(nil)
@@ -186,7 +187,10 @@ func (g *Gateway) recover(h ext.Host) error {
 			g.counts.add(countJournalBad)
 			continue
 		}
-		if r.seq > published {
+		// The last few are sent again even if marked published: one
+		// acknowledged just before a crash may still have been in
+		// GossipSub's queues. Peers drop a copy they hold by its ID.
+		if r.seq > published || r.seq+republishTail > recs[len(recs)-1].seq {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			_, err := h.PublishSealed(ctx, r.topic, r.raw)
 			cancel()

@@ -44,7 +44,7 @@ func TestRefusals(t *testing.T) {
 		{"unknown user", pub("-h", "127.0.0.1", "-u", "mallory", "-P", "right", "-t", "sensors/t", "-m", "x"), countAuthUnknown},
 		{"bad password", pub("-h", remote, "-u", "alice", "-P", "wrong", "-t", "sensors/t", "-m", "x"), countAuthPassword},
 		{"ACL violation", pub("-h", remote, "-u", "alice", "-P", "right", "-t", "secrets/t", "-m", "x"), countACLPublish},
-		{"receipt topic is the gateway's", pub("-h", "127.0.0.1", "-t", ReceiptTopicPrefix + "sensors/t", "-m", "x"), countACLPublish},
+		{"receipt topic is the gateway's", pub("-h", "127.0.0.1", "-t", ReceiptTopicPrefix+"sensors/t", "-m", "x"), countACLPublish},
 		{"oversized payload", pub("-h", "127.0.0.1", "-t", "sensors/t", "-m", strings.Repeat("x", 4096)), countOversize},
 		{"malformed packet", func() (string, error) {
 			c, err := net.Dial("tcp", "127.0.0.1:"+port)

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/bitmesh/bitmesh/anchor"
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/mqtt"
+)
+
+var (
+	crashMessages = flag.Int("mqtt-crash-messages", 10_000, "QoS 1 messages TestMQTTGatewayKill9 sends")
+	crashTrials   = flag.Int("mqtt-crash-trials", 10, "times TestMQTTGatewayKill9 kills the gateway with SIGKILL")
+)
+
+// gatewayProc is a `bitmesh node --mqtt` process that the test may kill.
+type gatewayProc struct {
+	cmd *exec.Cmd
+	err *syncBuffer
+}
+
+func startGatewayProc(t *testing.T, args ...string) (*gatewayProc, readyEvent) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "BITMESH_TEST_MAIN=1")
+	p := &gatewayProc{cmd: cmd, err: &syncBuffer{}}
+	cmd.Stderr = p.err
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("gateway never became ready: %v; stderr:\n%s", err, p.err)
+	}
+	var ev readyEvent
+	if err := json.Unmarshal([]byte(line), &ev); err != nil {
+		t.Fatal(err)
+	}
+	return p, ev
+}
+
+// TestMQTTGatewayKill9: a device sends QoS 1 messages while the gateway is
+// killed with SIGKILL at random moments and restarted on the same data.
+// Every message the gateway acknowledged is in its log, which holds what
+// it published to the mesh, and none is there twice. The defaults (10,000
+// messages, 10 kills) are the issue's; -mqtt-crash-messages and
+// -mqtt-crash-trials change them.
+func TestMQTTGatewayKill9(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	args := []string{"node", "--data", filepath.Join(dir, "a"), "--no-mdns", "--no-nat", "--listen", "/ip4/127.0.0.1/tcp/0",
+		"--mqtt", fmt.Sprintf("127.0.0.1:%d", port), "--log-topic", "sensors/t"}
+	gw, _ := startGatewayProc(t, args...)
+	defer func() {
+		if gw != nil {
+			_ = gw.cmd.Process.Kill()
+			_ = gw.cmd.Wait()
+		}
+	}()
+
+	opts := paho.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", port)).SetClientID("crash-sensor").
+		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(100 * time.Millisecond).
+		SetWriteTimeout(5 * time.Second)
+	client := paho.NewClient(opts)
+	if tok := client.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer client.Disconnect(100)
+
+	n := *crashMessages
+	acked := make([]atomic.Bool, n)
+	var wg sync.WaitGroup
+	var sent, ackedCount atomic.Int64
+	window := make(chan struct{}, 100) // messages in flight, as a device's MQTT library bounds them
+	go func() {
+		for i := range n {
+			window <- struct{}{}
+			tok := client.Publish("sensors/t", 1, false, fmt.Sprintf("m-%06d", i))
+			sent.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if tok.WaitTimeout(3*time.Minute) && tok.Error() == nil {
+					acked[i].Store(true)
+					ackedCount.Add(1)
+				}
+				<-window
+			}()
+		}
+	}()
+
+	for trial := range *crashTrials {
+		time.Sleep(time.Duration(50+rand.IntN(400)) * time.Millisecond)
+		if err := gw.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = gw.cmd.Wait()
+		t.Logf("kill %d: %d messages sent, %d acknowledged", trial+1, sent.Load(), ackedCount.Load())
+		gw, _ = startGatewayProc(t, args...)
+	}
+	checkForT(t, 3*time.Minute, "every message sent", func() bool { return sent.Load() == int64(n) })
+	wg.Wait()
+	// A clean stop, then read the log the gateway kept.
+	_ = gw.cmd.Process.Signal(syscall.SIGTERM)
+	_ = gw.cmd.Wait()
+	gw = nil
+
+	store, err := anchor.OpenBoltStore(filepath.Join(dir, "a", "anchor.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	l, err := anchor.OpenLog(store, "topic/sensors/t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	seen := make([]int, n)
+	for i := uint64(0); i < l.Size(); i++ {
+		leaf, err := l.Leaf(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := gossip.Decode(leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := mqtt.DecodeBatch(env.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range b.Entries {
+			var k int
+			if _, err := fmt.Sscanf(string(e.Payload), "m-%06d", &k); err != nil || k < 0 || k >= n {
+				t.Fatalf("entry %q", e.Payload)
+			}
+			seen[k]++
+		}
+	}
+	var lost, dup, ackedN, unacked int
+	for i := range n {
+		if acked[i].Load() {
+			ackedN++
+			if seen[i] == 0 {
+				lost++
+			}
+		} else {
+			unacked++
+		}
+		if seen[i] > 1 {
+			dup++
+		}
+	}
+	t.Logf("%d messages, %d kills: %d acknowledged, %d not, %d log entries in %d envelopes; %d acknowledged lost, %d duplicated",
+		n, *crashTrials, ackedN, unacked, sum(seen), l.Size(), lost, dup)
+	if lost != 0 || dup != 0 {
+		t.Fatalf("%d acknowledged messages lost, %d duplicated in the log", lost, dup)
+	}
+	if ackedN != n {
+		t.Fatalf("only %d of %d messages acknowledged: the device's retries did not get through", ackedN, n)
+	}
+}
+
+func sum(xs []int) int {
+	s := 0
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+func checkForT(t *testing.T, total time.Duration, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(total)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", total, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
