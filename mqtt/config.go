@@ -81,13 +81,14 @@ type User struct {
 }
 
 // DefaultConfig: the embedded broker on 127.0.0.1:1883, identity mapping,
-// 20 ms linger, batches of up to 4096 messages or 256 KiB, 100,000
-// messages pending, 64 KiB payloads, 10,000 clients, 256 mesh topics.
+// 20 ms linger, batches of up to 4096 messages or 60 KiB (an envelope every
+// node takes, low-memory ones included: they refuse over 64 KiB), 100,000
+// messages pending, 16 KiB payloads, 10,000 clients, 256 mesh topics.
 func DefaultConfig() Config {
 	return Config{
 		Listen: "127.0.0.1:1883", Linger: 20 * time.Millisecond,
-		MaxBatchEntries: 4096, MaxBatchBytes: 256 << 10, MaxPending: 100_000,
-		MaxPayload: 64 << 10, MaxClients: 10_000, MaxMeshTopics: 256,
+		MaxBatchEntries: 4096, MaxBatchBytes: 60 << 10, MaxPending: 100_000,
+		MaxPayload: 16 << 10, MaxClients: 10_000, MaxMeshTopics: 256,
 		ReceiptInterval: time.Second, BridgeClientID: "bitmesh-gateway",
 	}
 }
