@@ -35,7 +35,9 @@ func (g *Gateway) startBroker(log *slog.Logger) error {
 	caps.ReceiveMaximum = 1024
 	srv := mochi.New(&mochi.Options{
 		Capabilities: caps, InlineClient: true,
-		Logger: log.With("component", "mqtt-broker"),
+		// The broker logs every connection at info; only its warnings
+		// and errors reach the node's log (the gateway logs refusals).
+		Logger: slog.New(minLevel{log.Handler(), slog.LevelWarn}).With("component", "mqtt-broker"),
 	})
 	if err := srv.AddHook(&hook{g: g}, nil); err != nil {
 		return err
@@ -499,3 +501,19 @@ func (g *Gateway) classifyEnd(remote string, err error) {
 		g.logger().Warn("mqtt: malformed packet refused", "remote", remote, "err", err)
 	}
 }
+
+// minLevel drops records below level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.level && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(as), m.level}
+}
+
+func (m minLevel) WithGroup(name string) slog.Handler { return minLevel{m.Handler.WithGroup(name), m.level} }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"os/exec"
 	"testing"
 	"time"
 
+	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
+	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/node"
 )
 
@@ -92,4 +95,20 @@ func nonLoopbackIP(t testing.TB) string {
 	}
 	t.Fatal("this machine has no non-loopback IPv4 address to connect from as a remote client")
 	return ""
+}
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+func idOf(rc anchor.Receipt) []byte {
+	id := gossip.MessageID(rc.Envelope)
+	return id[:]
+}
+
+func mustPayload(t testing.TB, rc anchor.Receipt) []byte {
+	t.Helper()
+	env, err := gossip.Decode(rc.Envelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env.Payload
 }
