@@ -75,15 +75,3 @@ func (b *batcher) next() (t time.Time, ok bool) {
 	}
 	return t, ok
 }
-
-// pending is the number of messages held, open or ready.
-func (b *batcher) pending() int {
-	n := 0
-	for _, ob := range b.open {
-		n += len(ob.items)
-	}
-	for _, ob := range b.ready {
-		n += len(ob.items)
-	}
-	return n
-}

@@ -16,8 +16,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
@@ -166,7 +166,7 @@ func (h *allowAll) Provides(b byte) bool {
 	return b == mochi.OnConnectAuthenticate || b == mochi.OnACLCheck
 }
 func (h *allowAll) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }
-func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool             { return true }
+func (h *allowAll) OnACLCheck(*mochi.Client, string, bool) bool              { return true }
 
 // verifyTime is one BIP-340 verification of an envelope, measured now.
 func verifyTime(tb testing.TB) time.Duration {

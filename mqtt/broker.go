@@ -426,11 +426,10 @@ type listener struct {
 	tls         *tls.Config
 	g           *Gateway
 
-	ln   net.Listener
-	end  atomic.Bool
-	wg   sync.WaitGroup
-	log  *slog.Logger
-	addr string
+	ln  net.Listener
+	end atomic.Bool
+	wg  sync.WaitGroup
+	log *slog.Logger
 }
 
 var _ listeners.Listener = (*listener)(nil)
@@ -516,4 +515,6 @@ func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 	return minLevel{m.Handler.WithAttrs(as), m.level}
 }
 
-func (m minLevel) WithGroup(name string) slog.Handler { return minLevel{m.Handler.WithGroup(name), m.level} }
+func (m minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{m.Handler.WithGroup(name), m.level}
+}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
