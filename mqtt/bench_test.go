@@ -27,7 +27,29 @@ var (
 	benchClients   = flag.Int("mqtt-bench-clients", 100, "publishing MQTT clients in BenchmarkGatewayThroughput")
 	benchPerClient = flag.Int("mqtt-bench-per-client", 500, "QoS 1 messages each client publishes in BenchmarkGatewayThroughput")
 	benchWindow    = flag.Int("mqtt-bench-window", 20, "QoS 1 messages each client keeps in flight")
+	benchExtPub    = flag.String("mqtt-bench-pub", "", "BenchmarkGatewayExternal: MQTT address of gateway A (a `bitmesh node --mqtt` process)")
+	benchExtSub    = flag.String("mqtt-bench-sub", "", "BenchmarkGatewayExternal: MQTT address of gateway B")
 )
+
+// BenchmarkGatewayExternal drives two running gateway processes, so that
+// each one's memory can be read from /proc apart from the load generator:
+//
+//	go test -run '^$' -bench BenchmarkGatewayExternal -benchtime 1x ./mqtt/ \
+//	    -mqtt-bench-pub 127.0.0.1:PA -mqtt-bench-sub 127.0.0.1:PB
+func BenchmarkGatewayExternal(b *testing.B) {
+	if *benchExtPub == "" || *benchExtSub == "" {
+		b.Skip("needs -mqtt-bench-pub and -mqtt-bench-sub: the MQTT addresses of two bitmesh node --mqtt processes")
+	}
+	for b.Loop() {
+		r := runScenario(b, *benchExtPub, *benchExtSub, *benchClients, *benchPerClient, *benchWindow, true)
+		if r.delivered != *benchClients**benchPerClient {
+			b.Fatalf("%d of %d delivered", r.delivered, *benchClients**benchPerClient)
+		}
+		b.ReportMetric(r.rate(), "e2e_msgs/s")
+		b.ReportMetric(float64(r.pct(0.5).Microseconds())/1000, "p50_ms")
+		b.ReportMetric(float64(r.pct(0.99).Microseconds())/1000, "p99_ms")
+	}
+}
 
 // scenario publishes perClient QoS 1 messages from each of clients MQTT
 // clients to pubAddr while one subscriber on subAddr receives them; it
@@ -75,6 +97,10 @@ func runScenario(tb testing.TB, pubAddr, subAddr string, clients, perClient, win
 			close(done)
 		}
 	}
+	if tok := sub.Subscribe("bench/t", 0, onMsg); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		tb.Fatalf("subscribe: %v", tok.Error())
+	}
+	time.Sleep(500 * time.Millisecond) // the gateway joins the mesh topic for it
 	if tok := sub.Subscribe("bench/t", 0, onMsg); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		tb.Fatalf("subscribe: %v", tok.Error())
 	}
