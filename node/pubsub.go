@@ -51,11 +51,32 @@ func WithMinPeers(n int) PublishOption { return func(o *publishOptions) { o.minP
 // A publish that fails before reaching GossipSub gives its rate token
 // back.
 func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts ...PublishOption) (gossip.ID, error) {
-	raw, _, err := n.Seal(ctx, topic, payload)
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	t, release, err := n.useTopic(topic)
 	if err != nil {
 		return gossip.ID{}, err
 	}
-	return n.PublishSealed(ctx, topic, raw, opts...)
+	defer release()
+	now := n.clock()
+	if size := (&gossip.Envelope{Topic: topic, Payload: payload}).EncodedSize(); size > n.cfg.MaxEnvelopeSize {
+		return gossip.ID{}, fmt.Errorf("node: envelope of %d bytes exceeds MaxEnvelopeSize %d", size, n.cfg.MaxEnvelopeSize)
+	}
+	// The token first: a publish over the budget costs no signature.
+	token, err := n.takePublishToken(now)
+	if err != nil {
+		return gossip.ID{}, fmt.Errorf("node: publish on %q: %w", topic, err)
+	}
+	raw, id, err := n.seal(ctx, now, topic, payload)
+	if err != nil {
+		if token != nil {
+			token.CancelAt(now)
+		}
+		return gossip.ID{}, err
+	}
+	return n.send(ctx, now, t, topic, raw, id, token, o)
 }
 
 // Seal builds, mints and signs the envelope Publish would send for
@@ -68,7 +89,10 @@ func (n *Node) Seal(ctx context.Context, topic string, payload []byte) ([]byte, 
 	if err := gossip.ValidTopic(topic); err != nil {
 		return nil, gossip.ID{}, err
 	}
-	now := n.clock()
+	return n.seal(ctx, n.clock(), topic, payload)
+}
+
+func (n *Node) seal(ctx context.Context, now time.Time, topic string, payload []byte) ([]byte, gossip.ID, error) {
 	env := &gossip.Envelope{Network: n.network, Time: now, Seq: n.seq.Add(1), Topic: topic, Payload: payload}
 	if size := env.EncodedSize(); size > n.cfg.MaxEnvelopeSize {
 		return nil, gossip.ID{}, fmt.Errorf("node: envelope of %d bytes exceeds MaxEnvelopeSize %d", size, n.cfg.MaxEnvelopeSize)
@@ -112,7 +136,6 @@ func (n *Node) PublishSealed(ctx context.Context, topic string, raw []byte, opts
 	if env.Topic != topic {
 		return gossip.ID{}, fmt.Errorf("node: publish on %q: envelope is for topic %q", topic, env.Topic)
 	}
-	id := gossip.MessageID(raw)
 	t, release, err := n.useTopic(topic)
 	if err != nil {
 		return gossip.ID{}, err
@@ -125,6 +148,13 @@ func (n *Node) PublishSealed(ctx context.Context, topic string, raw []byte, opts
 			return gossip.ID{}, fmt.Errorf("node: publish on %q: %w", topic, err)
 		}
 	}
+	return n.send(ctx, now, t, topic, raw, gossip.MessageID(raw), token, o)
+}
+
+// send hands a sealed envelope to GossipSub once the topic has its peers
+// and room; token, the publish budget's reservation, is given back if it
+// never gets there.
+func (n *Node) send(ctx context.Context, now time.Time, t *pubsub.Topic, topic string, raw []byte, id gossip.ID, token *rate.Reservation, o publishOptions) (gossip.ID, error) {
 	handed := false
 	defer func() {
 		if !handed && token != nil {
