@@ -150,6 +150,7 @@ func TestMQTTGatewaysWithMosquitto(t *testing.T) {
 	}
 
 	subB := runLines(t, "mosquitto_sub", "-p", fmt.Sprint(pb), "-t", "sensors/t")
+	subB5 := runLines(t, "mosquitto_sub", "-V", "5", "-p", fmt.Sprint(pb), "-t", "sensors/t", "-F", "%p|%P")
 	subM := runLines(t, "mosquitto_sub", "-p", fmt.Sprint(pm), "-t", "sensors/t")
 	rcpt := runLines(t, "mosquitto_sub", "-p", fmt.Sprint(pa), "-t", mqtt.ReceiptTopicPrefix+"sensors/t", "-q", "1")
 	time.Sleep(300 * time.Millisecond) // the subscriptions reach the brokers
@@ -159,6 +160,12 @@ func TestMQTTGatewaysWithMosquitto(t *testing.T) {
 	d := wrapped(t, line)
 	if d.Signer != a.DeviceID || d.Client != "sensor-a" || d.Topic != "sensors/t" || !strings.HasPrefix(string(d.Payload), "from-a-") {
 		t.Fatalf("B got %+v, want from-a-N signed by %s from client sensor-a", d, a.DeviceID)
+	}
+	// MQTT 5 subscribers get the bare payload, the signer in a user property.
+	waitFor(t, 10*time.Second, "the message on B's MQTT 5 subscriber", func() bool { _, ok := subB5.find("from-a-"); return ok })
+	if l, _ := subB5.find("from-a-"); !strings.Contains(l, "|") || !strings.Contains(l, mqtt.PropSigner+":"+a.DeviceID) ||
+		!strings.Contains(l, mqtt.PropClient+":sensor-a") || strings.Contains(l, `"bitmesh"`) {
+		t.Fatalf("MQTT 5 subscriber got %q, want the bare payload with %s:%s", l, mqtt.PropSigner, a.DeviceID)
 	}
 	// A → mesh → C → mosquitto.
 	waitFor(t, 20*time.Second, "A's message on the mosquitto broker via C", func() bool { _, ok := subM.find("from-a-"); return ok })
