@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -71,6 +72,10 @@ func (e *Entry) check() error {
 		return fmt.Errorf("%w: MQTT topic of %d bytes (want 1..%d)", ErrBatchMalformed, len(e.Topic), MaxMQTTTopicLen)
 	case !utf8.ValidString(e.Topic) || !utf8.ValidString(e.ClientID):
 		return fmt.Errorf("%w: topic or client ID is not UTF-8", ErrBatchMalformed)
+	case strings.ContainsAny(e.Topic, "+#\x00"):
+		// A topic name, never a filter: a gateway would otherwise publish
+		// a mesh peer's wildcard to its subscribers.
+		return fmt.Errorf("%w: MQTT topic %q holds a wildcard or NUL", ErrBatchMalformed, e.Topic)
 	case len(e.Payload) > maxEntryPayload:
 		return fmt.Errorf("%w: payload of %d bytes exceeds %d", ErrBatchMalformed, len(e.Payload), maxEntryPayload)
 	}

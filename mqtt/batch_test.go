@@ -115,6 +115,7 @@ func TestEncodeBatchRefuses(t *testing.T) {
 		{"none", nil},
 		{"client ID too long", []Entry{{ClientID: long, Topic: "t"}}},
 		{"empty topic", []Entry{{ClientID: "c"}}},
+		{"wildcard topic", []Entry{{ClientID: "c", Topic: "a/#"}}},
 		{"payload too large", []Entry{{ClientID: "c", Topic: "t", Payload: make([]byte, maxEntryPayload+1)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -204,7 +204,10 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 		it.entry.Flags |= FlagRetain
 	}
 	if it.qos > 0 {
-		it.qos = 1 // QoS 2 is taken as 1: acknowledged once durable
+		// QoS 2 is acknowledged (PUBREC) once durable, like QoS 1; the
+		// dedupe of retries gives it exactly-once on the mesh.
+		it.qos2 = it.qos == 2
+		it.qos = 1
 		it.entry.Flags |= FlagQoS1
 		it.key = dedupeKey(cl.ID, pk.PacketID)
 	} else {
@@ -243,14 +246,14 @@ func (g *Gateway) forwardEnvelope(cl *mochi.Client, pk packets.Packet, meshTopic
 		g.counts.add(countMeshRefused)
 		g.logger().Warn("mqtt: device envelope refused", "client", cl.ID, "topic", meshTopic, "err", err)
 		if pk.FixedHeader.Qos > 0 && v5 {
-			g.writeAck(cl, pk.PacketID, true, packets.ErrPayloadFormatInvalid)
+			g.writeAck(cl, pk.PacketID, true, pk.FixedHeader.Qos == 2, packets.ErrPayloadFormatInvalid)
 		} else if pk.FixedHeader.Qos > 0 && g.srv != nil {
 			_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
 		}
 	default:
 		g.counts.add(countForwarded)
 		if pk.FixedHeader.Qos > 0 {
-			g.writeAck(cl, pk.PacketID, v5, packets.CodeSuccess)
+			g.writeAck(cl, pk.PacketID, v5, pk.FixedHeader.Qos == 2, packets.CodeSuccess)
 		}
 		g.deliverLocal(Delivered{Topic: pk.TopicName, Payload: env.Payload, Signer: env.Sender.String(),
 			Envelope: gossip.MessageID(pk.Payload).String(), Entry: -1, Time: env.Time}, pk.FixedHeader.Retain)

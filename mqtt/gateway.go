@@ -64,6 +64,7 @@ type item struct {
 	ack   func()        // acknowledges a bridged message
 	key   string        // dedupe key; "" for QoS 0
 	v5    bool
+	qos2  bool // acknowledged with PUBREC, then mochi completes the exchange
 }
 
 // sent is what the gateway remembers of a QoS 1 message it took, by
@@ -78,9 +79,10 @@ type sent struct {
 
 // waiter is a retry to acknowledge once its message's batch is published.
 type waiter struct {
-	cl  *mochi.Client
-	pid uint16
-	v5  bool
+	cl   *mochi.Client
+	pid  uint16
+	v5   bool
+	qos2 bool
 }
 
 type pendingReceipt struct {
@@ -296,7 +298,7 @@ func (g *Gateway) take(ctx context.Context, meshTopic string, it *item, dup bool
 		if s, ok := g.dedupe.Get(it.key); ok && s.hash == hash {
 			if !s.done {
 				if it.cl != nil {
-					s.waiters = append(s.waiters, waiter{it.cl, it.entry.PacketID, it.v5})
+					s.waiters = append(s.waiters, waiter{it.cl, it.entry.PacketID, it.v5, it.qos2})
 				} else if it.ack != nil {
 					it.ack() // a bridge's broker redelivers; its first copy is held
 				}
@@ -472,7 +474,7 @@ func (g *Gateway) published(h ext.Host, b *openBatch, id gossip.ID) {
 			Envelope: id.String(), Entry: i, Time: it.entry.Time}, it.entry.Flags&FlagRetain != 0)
 	}
 	for _, w := range waiters {
-		g.writeAck(w.cl, w.pid, w.v5, packets.CodeSuccess)
+		g.writeAck(w.cl, w.pid, w.v5, w.qos2, packets.CodeSuccess)
 	}
 }
 
@@ -494,7 +496,7 @@ func (g *Gateway) refuseBatch(h ext.Host, b *openBatch, err error) {
 			continue
 		}
 		if it.v5 {
-			g.writeAck(it.cl, it.entry.PacketID, true, packets.ErrUnspecifiedError)
+			g.writeAck(it.cl, it.entry.PacketID, true, it.qos2, packets.ErrUnspecifiedError)
 		} else if g.srv != nil {
 			_ = g.srv.DisconnectClient(it.cl, packets.ErrServerUnavailable)
 		}
@@ -510,17 +512,28 @@ func (g *Gateway) acknowledge(it *item) {
 		return
 	}
 	if it.cl != nil {
-		g.writeAck(it.cl, it.entry.PacketID, it.v5, packets.CodeSuccess)
+		g.writeAck(it.cl, it.entry.PacketID, it.v5, it.qos2, packets.CodeSuccess)
 	}
 }
 
-func (g *Gateway) writeAck(cl *mochi.Client, pid uint16, v5 bool, code packets.Code) {
+// writeAck acknowledges a message: PUBACK for QoS 1; PUBREC for QoS 2,
+// recorded in the client's inflight state as the broker itself does, so
+// that the broker answers the client's PUBREL with PUBCOMP.
+func (g *Gateway) writeAck(cl *mochi.Client, pid uint16, v5, qos2 bool, code packets.Code) {
 	if cl.Closed() {
 		return // it sends the message again on its next connection
 	}
 	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pid, ReasonCode: code.Code}
 	if v5 && code.Code >= 0x80 {
 		ack.Properties.ReasonString = code.Reason
+	}
+	if qos2 {
+		ack.FixedHeader.Type = packets.Pubrec
+		ack.Created = time.Now().Unix()
+		if code.Code < 0x80 {
+			cl.State.Inflight.DecreaseReceiveQuota()
+			cl.State.Inflight.Set(ack)
+		}
 	}
 	if err := cl.WritePacket(ack); err == nil {
 		g.counts.add(countAcked)

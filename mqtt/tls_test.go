@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -71,3 +72,25 @@ func selfSigned(t *testing.T, dir string) (string, string) {
 	}
 	return cf, kf
 }
+
+// TestQoS2: a QoS 2 publish gets PUBREC once its batch is durable, and
+// the broker completes the exchange (PUBREL, PUBCOMP); mosquitto_pub
+// exits 0 only then.
+func TestQoS2(t *testing.T) {
+	requireMosquitto(t)
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	g := startGateway(t, cfg, "", nil)
+	_, port, _ := net.SplitHostPort(g.gw.Addr())
+	for _, v := range []string{"mqttv311", "mqttv5"} {
+		out, err := exec.Command("mosquitto_pub", "-V", v, "-p", port, "-t", "sensors/t", "-m", "q2", "-q", "2", "-d").CombinedOutput()
+		if err != nil || !bytesContains(out, "received PUBCOMP") {
+			t.Fatalf("%s: %v\n%s", v, err, out)
+		}
+	}
+	if s := g.gw.Stats(); s[countBatchedMsgs] != 2 || s[countAcked] != 2 {
+		t.Fatalf("stats %v", s)
+	}
+}
+
+func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
