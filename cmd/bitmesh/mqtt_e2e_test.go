@@ -20,13 +20,23 @@ import (
 // requireMosquitto fails the test when the Debian mosquitto packages are
 // missing: the gateway's contract is checked against the real clients
 // and broker, never a stand-in, so a machine without them cannot pass.
-func requireMosquitto(t *testing.T) {
+// It returns the broker's path: Debian puts it in /usr/sbin, which a
+// user's PATH may lack.
+func requireMosquitto(t *testing.T) string {
 	t.Helper()
-	for _, bin := range []string{"mosquitto", "mosquitto_pub", "mosquitto_sub"} {
+	for _, bin := range []string{"mosquitto_pub", "mosquitto_sub"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s not found: install the real clients and broker with `apt-get install -y mosquitto mosquitto-clients` (.ci/run does)", bin)
 		}
 	}
+	if p, err := exec.LookPath("mosquitto"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil {
+		return "/usr/sbin/mosquitto"
+	}
+	t.Fatal("mosquitto (the broker) not found: `apt-get install -y mosquitto` (.ci/run does)")
+	return ""
 }
 
 func freePort(t *testing.T) int {
@@ -130,7 +140,7 @@ func wrapped(t *testing.T, line string) mqtt.Delivered {
 // both ways; and the receipt A publishes on the companion topic verifies
 // offline with `bitmesh log verify`.
 func TestMQTTGatewaysWithMosquitto(t *testing.T) {
-	requireMosquitto(t)
+	broker := requireMosquitto(t)
 	dir := t.TempDir()
 	pa, pb, pm := freePort(t), freePort(t), freePort(t)
 
@@ -138,7 +148,7 @@ func TestMQTTGatewaysWithMosquitto(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", pm)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	runLines(t, "mosquitto", "-c", conf)
+	runLines(t, broker, "-c", conf)
 
 	_, a := startNodeProc(t, filepath.Join(dir, "a"), "--mqtt", fmt.Sprintf("127.0.0.1:%d", pa),
 		"--log-topic", "sensors/t", "--checkpoint-every", "1")
@@ -176,6 +186,25 @@ func TestMQTTGatewaysWithMosquitto(t *testing.T) {
 	line = publishUntil(t, subB, "from-mosquitto", "-p", fmt.Sprint(pm), "-t", "sensors/t")
 	if d := wrapped(t, line); d.Signer != c.DeviceID || d.Client != "bitmesh-gateway" {
 		t.Fatalf("B got %+v from the bridge, want signer %s", d, c.DeviceID)
+	}
+
+	// No echo: what C carried from the mesh to mosquitto did not come back
+	// into the mesh signed by C, and B got each message once.
+	time.Sleep(time.Second)
+	subB.mu.Lock()
+	counts := map[string]int{}
+	for _, l := range subB.lines {
+		d := wrapped(t, l)
+		counts[string(d.Payload)]++
+		if d.Signer == c.DeviceID && strings.Contains(string(d.Payload), "from-a-") {
+			t.Errorf("A's message came back into the mesh through C: %q", l)
+		}
+	}
+	subB.mu.Unlock()
+	for p, n := range counts {
+		if n != 1 {
+			t.Errorf("B got %q %d times", p, n)
+		}
 	}
 
 	// The receipt of A's batch, from the companion topic, verifies.
