@@ -95,7 +95,10 @@ func TestDeviceSignedEnvelopeForwarded(t *testing.T) {
 	if d.Signer != device.DeviceID().String() || string(d.Payload) != "signed by the device" || d.Entry != -1 {
 		t.Fatalf("B got %+v, want the device %s as signer", d, device.DeviceID())
 	}
-	if s := a.gw.Stats(); s[countForwarded] != 1 || s[countBatches] != 0 {
-		t.Fatalf("stats %v", s)
-	}
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if s := a.gw.Stats(); s[countForwarded] != 1 || s[countBatches] != 0 {
+			return fmt.Errorf("stats %v", s)
+		}
+		return nil
+	})
 }
