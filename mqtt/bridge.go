@@ -73,7 +73,7 @@ func (b *bridge) onMessage(_ paho.Client, m paho.Message) {
 		m.Ack()
 		return
 	}
-	it := &item{entry: Entry{Time: time.Now(), ClientID: g.cfg.BridgeClientID, Topic: m.Topic(), Payload: m.Payload()}, qos: m.Qos(), ack: m.Ack}
+	it := &item{entry: Entry{Time: g.now(), ClientID: g.cfg.BridgeClientID, Topic: m.Topic(), Payload: m.Payload()}, qos: m.Qos(), ack: m.Ack}
 	if m.Retained() {
 		it.entry.Flags |= FlagRetain
 	}

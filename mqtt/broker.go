@@ -194,7 +194,7 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 		return pk, nil
 	}
 	it := &item{
-		entry: Entry{Time: time.Now(), PacketID: pk.PacketID, ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload},
+		entry: Entry{Time: g.now(), PacketID: pk.PacketID, ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload},
 		qos:   pk.FixedHeader.Qos, cl: cl, v5: cl.Properties.ProtocolVersion == 5,
 	}
 	if len(it.entry.ClientID) > MaxClientIDLen {

@@ -616,6 +616,15 @@ func (c *counters) snapshot() map[string]uint64 {
 	return out
 }
 
+// now is the node's clock (virtual in a simulation), or the wall clock
+// before Start and after Close.
+func (g *Gateway) now() time.Time {
+	if h, err := g.running(); err == nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
 func (g *Gateway) logger() *slog.Logger {
 	if h, err := g.running(); err == nil {
 		return h.Logger()
