@@ -96,7 +96,6 @@ const (
 	maxPendingRcpts = 4096
 	receiptMaxWait  = 10 * time.Minute
 	inlineClientID  = "bitmesh-gateway"
-	republishTail   = 16 // journal records republished at every start
 )
 
 var _ ext.Extension = (*Gateway)(nil)
@@ -189,10 +188,12 @@ func (g *Gateway) recover(h ext.Host) error {
 			g.counts.add(countJournalBad)
 			continue
 		}
-		// The last few are sent again even if marked published: one
-		// acknowledged just before a crash may still have been in
-		// GossipSub's queues. Peers drop a copy they hold by its ID.
-		if r.seq > published || r.seq+republishTail > recs[len(recs)-1].seq {
+		// Journaled but maybe never published: published now, before any
+		// client can connect, so that a retry acknowledged from the dedupe
+		// cache below is in the log. (The node has no peers yet: live
+		// subscribers miss it; nodes that log the topic fetch it by
+		// history sync, PROTOCOL.md §18.6.)
+		if r.seq > published {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			_, err := h.PublishSealed(ctx, r.topic, r.raw)
 			cancel()
