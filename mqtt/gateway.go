@@ -198,14 +198,14 @@ func (g *Gateway) recover(h ext.Host) error {
 			_, err := h.PublishSealed(ctx, r.topic, r.raw)
 			cancel()
 			if err != nil {
-				// Not fatal: the mesh may have it (a peer's log) or the
-				// envelope may be too old now; it is in our log if the
-				// topic is logged. Say so, and count it.
+				// Its messages were never acknowledged: their devices'
+				// retries are taken as new messages (no dedupe entry
+				// below), so nothing is lost. Say so, and count it.
 				g.counts.add(countRepublishFailed)
-				h.Logger().Warn("mqtt: republishing a journaled batch failed", "topic", r.topic, "seq", r.seq, "err", err)
-			} else {
-				g.counts.add(countRepublished)
+				h.Logger().Warn("mqtt: republishing a journaled batch failed; its messages count as new when retried", "topic", r.topic, "seq", r.seq, "err", err)
+				continue
 			}
+			g.counts.add(countRepublished)
 			g.journal.markPublished(r.seq)
 		}
 		if !IsBatch(env.Payload) {
