@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/bitmesh/bitmesh/mqtt"
 )
 
@@ -232,5 +234,30 @@ func TestMQTTGatewaysWithMosquitto(t *testing.T) {
 	}
 	if err := json.Unmarshal(out, &v); err != nil || !v.Valid || v.From != a.DeviceID || v.Topic != "sensors/t" {
 		t.Fatalf("log verify printed %s (%v)", out, err)
+	}
+}
+
+// TestMQTTPasswd: `bitmesh mqtt passwd` prints a bcrypt hash of the line on
+// stdin that --mqtt-user accepts, and refuses an empty password.
+func TestMQTTPasswd(t *testing.T) {
+	run := func(stdin string) (string, error) {
+		cmd := exec.Command(os.Args[0], "mqtt", "passwd")
+		cmd.Env = append(os.Environ(), "BITMESH_TEST_MAIN=1")
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	hash, err := run("s3cret\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte("s3cret")); err != nil {
+		t.Fatalf("hash %q: %v", hash, err)
+	}
+	if _, err := mqtt.ParseUser("alice:" + hash + ":sensors/#:"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("\n"); err == nil {
+		t.Fatal("an empty password was hashed")
 	}
 }
