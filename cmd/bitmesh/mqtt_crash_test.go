@@ -38,6 +38,7 @@ func startGatewayProc(t *testing.T, args ...string) (*gatewayProc, readyEvent) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "BITMESH_TEST_MAIN=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // even if the test panics
 	p := &gatewayProc{cmd: cmd, err: &syncBuffer{}}
 	cmd.Stderr = p.err
 	out, err := cmd.StdoutPipe()
