@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/bitmesh/bitmesh/antispam"
@@ -62,6 +63,47 @@ func (x extHost) Admit(from peer.ID, topic string, raw []byte, committedAt time.
 
 func (x extHost) Publish(ctx context.Context, topic string, payload []byte) (gossip.ID, error) {
 	return x.n.Publish(ctx, topic, payload)
+}
+
+func (x extHost) Seal(ctx context.Context, topic string, payload []byte) ([]byte, gossip.ID, error) {
+	return x.n.Seal(ctx, topic, payload)
+}
+
+func (x extHost) PublishSealed(ctx context.Context, topic string, raw []byte) (gossip.ID, error) {
+	return x.n.PublishSealed(ctx, topic, raw)
+}
+
+func (x extHost) Subscribe(topic string, buffer int, deliver func(ext.Delivery)) (func(), error) {
+	if deliver == nil {
+		return nil, errors.New("node: Subscribe: nil deliver")
+	}
+	sub, err := x.n.Subscribe(topic, WithBuffer(buffer))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	x.n.goIfRunning(func(nctx context.Context) {
+		stop := context.AfterFunc(nctx, cancel)
+		defer stop()
+		for {
+			m, err := sub.sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			env, ok := m.ValidatorData.(*gossip.Envelope)
+			if !ok {
+				continue
+			}
+			deliver(ext.Delivery{ID: gossip.IDFromPubSubMessageID(m.ID), Envelope: env, From: m.ReceivedFrom, Local: m.ReceivedFrom == sub.self})
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			sub.Cancel()
+		})
+	}, nil
 }
 
 // Watch joins topic, subscribes so that GossipSub delivers its envelopes

@@ -61,20 +61,42 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	}
 	defer release()
 	now := n.clock()
-	env := &gossip.Envelope{Network: n.network, Time: now, Seq: n.seq.Add(1), Topic: topic, Payload: payload}
-	if size := env.EncodedSize(); size > n.cfg.MaxEnvelopeSize {
+	if size := (&gossip.Envelope{Topic: topic, Payload: payload}).EncodedSize(); size > n.cfg.MaxEnvelopeSize {
 		return gossip.ID{}, fmt.Errorf("node: envelope of %d bytes exceeds MaxEnvelopeSize %d", size, n.cfg.MaxEnvelopeSize)
 	}
+	// The token first: a publish over the budget costs no signature.
 	token, err := n.takePublishToken(now)
 	if err != nil {
 		return gossip.ID{}, fmt.Errorf("node: publish on %q: %w", topic, err)
 	}
-	handed := false
-	defer func() {
-		if !handed && token != nil {
+	raw, id, err := n.seal(ctx, now, topic, payload)
+	if err != nil {
+		if token != nil {
 			token.CancelAt(now)
 		}
-	}()
+		return gossip.ID{}, err
+	}
+	return n.send(ctx, now, t, topic, raw, id, token, o)
+}
+
+// Seal builds, mints and signs the envelope Publish would send for
+// payload on topic, and returns its canonical encoding and ID without
+// sending it. A caller that must publish the same envelope again after a
+// crash (a journal, an MQTT gateway) keeps raw and hands it to
+// PublishSealed: every node drops the second copy by its ID, so it is
+// never a second message. Safe for concurrent access.
+func (n *Node) Seal(ctx context.Context, topic string, payload []byte) ([]byte, gossip.ID, error) {
+	if err := gossip.ValidTopic(topic); err != nil {
+		return nil, gossip.ID{}, err
+	}
+	return n.seal(ctx, n.clock(), topic, payload)
+}
+
+func (n *Node) seal(ctx context.Context, now time.Time, topic string, payload []byte) ([]byte, gossip.ID, error) {
+	env := &gossip.Envelope{Network: n.network, Time: now, Seq: n.seq.Add(1), Topic: topic, Payload: payload}
+	if size := env.EncodedSize(); size > n.cfg.MaxEnvelopeSize {
+		return nil, gossip.ID{}, fmt.Errorf("node: envelope of %d bytes exceeds MaxEnvelopeSize %d", size, n.cfg.MaxEnvelopeSize)
+	}
 	// Mint for this node's own local target: a node that raised it under
 	// load would otherwise ignore its own envelope, and peers that raised
 	// theirs likely see the same load.
@@ -82,16 +104,65 @@ func (n *Node) Publish(ctx context.Context, topic string, payload []byte, opts .
 	if _, target := n.def.work.RequiredWork(now, topic); target > 0 {
 		env.Sender = n.key.DeviceID() // inside the ID: set before minting
 		if err := antispam.MintProofOfWork(ctx, env, target, 0); err != nil {
-			return gossip.ID{}, fmt.Errorf("node: publish on %q: %w", topic, err)
+			return nil, gossip.ID{}, fmt.Errorf("node: publish on %q: %w", topic, err)
 		}
 	}
 	raw, id, err := env.Seal(n.key)
 	if err != nil {
-		return gossip.ID{}, err
+		return nil, gossip.ID{}, err
 	}
 	n.sealTimes.observe(time.Since(sealStart))
 	// We just signed it: our own validator need not check the signature.
 	n.validator.MarkVerified(now, id, env.Signature)
+	return raw, id, nil
+}
+
+// PublishSealed gossips raw, an envelope on topic signed by this node
+// (Seal) or by another device (a sensor that signs its own readings, which
+// a gateway forwards unchanged), with Publish's checks and errors. An
+// envelope of this node's device takes a token of its publish budget; one
+// of another device does not (its own rate is enforced by every peer).
+// Safe for concurrent access.
+func (n *Node) PublishSealed(ctx context.Context, topic string, raw []byte, opts ...PublishOption) (gossip.ID, error) {
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if len(raw) > n.cfg.MaxEnvelopeSize {
+		return gossip.ID{}, fmt.Errorf("node: envelope of %d bytes exceeds MaxEnvelopeSize %d", len(raw), n.cfg.MaxEnvelopeSize)
+	}
+	env, err := gossip.Decode(raw)
+	if err != nil {
+		return gossip.ID{}, fmt.Errorf("node: publish on %q: %w", topic, err)
+	}
+	if env.Topic != topic {
+		return gossip.ID{}, fmt.Errorf("node: publish on %q: envelope is for topic %q", topic, env.Topic)
+	}
+	t, release, err := n.useTopic(topic)
+	if err != nil {
+		return gossip.ID{}, err
+	}
+	defer release()
+	now := n.clock()
+	var token *rate.Reservation
+	if env.Sender == n.key.DeviceID() {
+		if token, err = n.takePublishToken(now); err != nil {
+			return gossip.ID{}, fmt.Errorf("node: publish on %q: %w", topic, err)
+		}
+	}
+	return n.send(ctx, now, t, topic, raw, gossip.MessageID(raw), token, o)
+}
+
+// send hands a sealed envelope to GossipSub once the topic has its peers
+// and room; token, the publish budget's reservation, is given back if it
+// never gets there.
+func (n *Node) send(ctx context.Context, now time.Time, t *pubsub.Topic, topic string, raw []byte, id gossip.ID, token *rate.Reservation, o publishOptions) (gossip.ID, error) {
+	handed := false
+	defer func() {
+		if !handed && token != nil {
+			token.CancelAt(now)
+		}
+	}()
 	if err := waitTopicPeers(ctx, t, o.minPeers); err != nil {
 		return id, fmt.Errorf("node: publish on %q: %w: waiting for %d: %w", topic, ErrNoTopicPeers, o.minPeers, err)
 	}

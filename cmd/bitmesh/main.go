@@ -83,6 +83,7 @@ func init() {
 		{"fetch", "fetch an object by ID from the mesh and write it, verified, to a file", runFetch},
 		{"objects", "list the objects the node holds or is fetching", runObjects},
 		{"pay", "buy services from peers through Lightning; list sales and credentials", runPay},
+		{"mqtt", "print the bcrypt hash of an MQTT gateway password: bitmesh mqtt passwd < pw", runMQTT},
 		{"sim", "run a swarm of real nodes in virtual time and report (needs bitmesh-sim)", runSim},
 		{"repair", "check the data directory's stores; set damaged ones aside, keep what is readable", runRepair},
 		{"version", "print the version, VCS revision and Go version of this binary", runVersion},

@@ -28,6 +28,7 @@ import (
 	"github.com/bitmesh/bitmesh/internal/sdnotify"
 	"github.com/bitmesh/bitmesh/inventory"
 	"github.com/bitmesh/bitmesh/lightning"
+	"github.com/bitmesh/bitmesh/mqtt"
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/bitmesh/bitmesh/node/control"
 	"github.com/bitmesh/bitmesh/node/metrics"
@@ -41,6 +42,7 @@ type readyEvent struct {
 	Addrs    []string `json:"addrs"`
 	API      string   `json:"api"`
 	Metrics  string   `json:"metrics,omitempty"` // the metrics listener, with --metrics
+	MQTT     string   `json:"mqtt,omitempty"`    // the embedded MQTT broker, with --mqtt
 }
 
 // isLoopbackAddr reports whether addr (HOST:PORT) names a loopback host: a
@@ -77,6 +79,7 @@ type nodeOptions struct {
 	pay         lightning.Config    // without Backend and Services: serveNode makes them
 	sellAnchor  uint64              // price per checkpoint of the anchor service; 0: not sold
 	sellCertify uint64              // price per message of the certify service; 0: not sold
+	mqtt        *mqtt.Config        // nil: no gateway
 }
 
 // lowMemoryGCPercent is the garbage collector's target under --profile
@@ -93,20 +96,25 @@ const lowMemoryGCPercent = 50
 // nodeFlags are `bitmesh node`'s flags, registered on fs. The repeatable
 // ones collect into the stringLists.
 type nodeFlags struct {
-	fs                                                 *flag.FlagSet
-	o                                                  nodeOptions // its data flags are registered
-	listen, bootstrap, operators, logTopics, calendars stringList
-	objectTypes, objectPublishers                      stringList
-	objectsServeRate                                   *int
-	api, metricsAddr, network, level, format           *string
-	btcRPC, btcNet, config, profile                    *string
-	lndREST, lndCert, lndMacaroon, salesTopic          *string
-	payMaxMsat, sellAnchorMsat, sellCertifyMsat        *uint64
-	allowRemote, metricsRemote, noMDNS, noNAT          *bool
-	noWitness                                          *bool
-	ckEvery                                            *uint64
-	ckInterval, anchorEvery                            *time.Duration
-	logDefaults                                        meshlog.Config
+	fs                                                   *flag.FlagSet
+	o                                                    nodeOptions // its data flags are registered
+	listen, bootstrap, operators, logTopics, calendars   stringList
+	objectTypes, objectPublishers                        stringList
+	objectsServeRate                                     *int
+	lndREST, lndCert, lndMacaroon, salesTopic            *string
+	payMaxMsat, sellAnchorMsat, sellCertifyMsat          *uint64
+	api, metricsAddr, network, level, format             *string
+	btcRPC, btcNet, config, profile                      *string
+	allowRemote, metricsRemote, noMDNS, noNAT            *bool
+	noWitness                                            *bool
+	mqttListen, mqttBridge, mqttBridgeID, mqttBridgeUser *string
+	mqttBridgePass, mqttTLSCert, mqttTLSKey              *string
+	mqttMaps, mqttUsers                                  stringList
+	mqttLinger                                           *time.Duration
+	mqttMaxPayload                                       *int
+	ckEvery                                              *uint64
+	ckInterval, anchorEvery                              *time.Duration
+	logDefaults                                          meshlog.Config
 }
 
 // newNodeFlags registers `bitmesh node`'s flags. `bitmesh config default`
@@ -138,6 +146,18 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.btcRPC = fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
 	f.btcNet = fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
 	f.anchorEvery = fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
+	mq := mqtt.DefaultConfig()
+	f.mqttListen = fs.String("mqtt", "", "run the MQTT gateway's embedded broker (MQTT 3.1.1 and 5) on this `HOST:PORT` (off when empty); clients without a password are let in from loopback only")
+	f.mqttBridge = fs.String("mqtt-bridge", "", "bridge the mesh to an existing MQTT broker at this `URL` (tcp://host:port or ssl://host:port) as a client")
+	f.mqttBridgeID = fs.String("mqtt-bridge-client-id", mq.BridgeClientID, "MQTT client ID of the --mqtt-bridge connection (its session persists across restarts)")
+	f.mqttBridgeUser = fs.String("mqtt-bridge-user", "", "user name for --mqtt-bridge")
+	f.mqttBridgePass = fs.String("mqtt-bridge-password", "", "password for --mqtt-bridge (prefer the --config file: arguments are visible to other local users)")
+	fs.Var(&f.mqttMaps, "mqtt-map", "map MQTT topics to a mesh topic and back, as `FILTER=TOPIC` (repeatable; none: every MQTT topic that is a valid mesh topic maps to itself); mapped topics are logged")
+	fs.Var(&f.mqttUsers, "mqtt-user", "MQTT user, as `NAME:BCRYPTHASH:PUBFILTERS:SUBFILTERS` with comma-separated topic filters (repeatable; see `bitmesh mqtt passwd`)")
+	f.mqttTLSCert = fs.String("mqtt-tls-cert", "", "PEM certificate `FILE`: --mqtt listens with TLS (with --mqtt-tls-key)")
+	f.mqttTLSKey = fs.String("mqtt-tls-key", "", "PEM private key `FILE` of --mqtt-tls-cert")
+	f.mqttLinger = fs.Duration("mqtt-linger", mq.Linger, "how long an MQTT message waits for others to share its signed envelope (more: fewer signatures, more latency)")
+	f.mqttMaxPayload = fs.Int("mqtt-max-payload", mq.MaxPayload, "largest MQTT message payload in bytes; bigger packets are refused")
 	fs.Var(&f.objectTypes, "object-type", "fetch objects of this `type` (firmware, config) as soon as a peer announces one (repeatable)")
 	fs.Var(&f.objectPublishers, "object-publisher", "fetch objects automatically only if this device `ID` signed them (repeatable; default any publisher)")
 	f.objectsServeRate = fs.Int("objects-serve-rate", 0, "serve objects to peers at most this many `bytes` a second in all (0: no bound)")
@@ -263,7 +283,59 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 		return node.Config{}, o, usagef(fs, "--sell-certify-msat needs --lnd-rest and at least one --log-topic")
 	}
 	o.sellCertify = *f.sellCertifyMsat
+	if o.mqtt, err = mqttConfig(f); err != nil {
+		return node.Config{}, o, usagef(fs, "%v", err)
+	}
+	if o.mqtt != nil {
+		o.logs.Topics = appendNew(o.logs.Topics, o.mqtt.Mappings)
+	}
 	return cfg, o, nil
+}
+
+// mqttConfig is the gateway's configuration from the --mqtt flags, or nil
+// when neither --mqtt nor --mqtt-bridge is given.
+func mqttConfig(f *nodeFlags) (*mqtt.Config, error) {
+	if *f.mqttListen == "" && *f.mqttBridge == "" {
+		return nil, nil
+	}
+	c := mqtt.DefaultConfig()
+	c.Listen, c.Bridge, c.BridgeClientID = *f.mqttListen, *f.mqttBridge, *f.mqttBridgeID
+	c.BridgeUsername, c.BridgePassword = *f.mqttBridgeUser, *f.mqttBridgePass
+	c.TLSCert, c.TLSKey, c.Linger, c.MaxPayload = *f.mqttTLSCert, *f.mqttTLSKey, *f.mqttLinger, *f.mqttMaxPayload
+	for _, m := range f.mqttMaps {
+		mp, err := mqtt.ParseMapping(m)
+		if err != nil {
+			return nil, fmt.Errorf("--mqtt-map: %w", err)
+		}
+		c.Mappings = append(c.Mappings, mp)
+	}
+	for _, u := range f.mqttUsers {
+		us, err := mqtt.ParseUser(u)
+		if err != nil {
+			return nil, fmt.Errorf("--mqtt-user: %w", err)
+		}
+		c.Users = append(c.Users, us)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// appendNew adds the mapped mesh topics to the logged ones, once each: the
+// gateway certifies what it maps.
+func appendNew(topics []string, maps []mqtt.Mapping) []string {
+	seen := map[string]bool{}
+	for _, t := range topics {
+		seen[t] = true
+	}
+	for _, m := range maps {
+		if !seen[m.Mesh] {
+			seen[m.Mesh] = true
+			topics = append(topics, m.Mesh)
+		}
+	}
+	return topics
 }
 
 func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -348,6 +420,13 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 		}
 		nopts = append(nopts, node.WithExtension(pay))
 	}
+	var gw *mqtt.Gateway
+	if o.mqtt != nil {
+		if gw, err = mqtt.New(*o.mqtt, logs); err != nil {
+			return err
+		}
+		nopts = append(nopts, node.WithExtension(gw))
+	}
 	var reg *prometheus.Registry
 	if o.metrics != "" {
 		reg = metrics.NewRegistry()
@@ -390,6 +469,9 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 	defer os.Remove(filepath.Join(cfg.DataDir, control.EndpointFileName))
 
 	ready := readyEvent{Event: "ready", DeviceID: n.DeviceID().String(), PeerID: n.PeerID().String(), API: ln.Addr().String(), Metrics: metricsAddr}
+	if gw != nil {
+		ready.MQTT = gw.Addr()
+	}
 	for _, a := range n.Addrs() {
 		ready.Addrs = append(ready.Addrs, a.String())
 	}

@@ -62,6 +62,22 @@ type Host interface {
 	DataDir() string
 	// Publish signs payload into an envelope on topic and gossips it.
 	Publish(ctx context.Context, topic string, payload []byte) (gossip.ID, error)
+	// Seal signs payload into an envelope on topic, as Publish would,
+	// without sending it: a caller that journals the envelope before it
+	// publishes can send the very same one again after a crash, which every
+	// node then drops as already seen.
+	Seal(ctx context.Context, topic string, payload []byte) ([]byte, gossip.ID, error)
+	// PublishSealed gossips raw, a signed envelope on topic: one Seal made,
+	// or one another device signed (forwarded unchanged). It runs the
+	// node's own receive path first, so a logged topic's log holds raw
+	// durably when it returns.
+	PublishSealed(ctx context.Context, topic string, raw []byte) (gossip.ID, error)
+	// Subscribe delivers topic's accepted envelopes to deliver, in order,
+	// from one goroutine the node tracks, until cancel is called or the
+	// node closes. buffer envelopes wait for a slow deliver; beyond that
+	// GossipSub drops new ones for this subscriber (the mesh still
+	// forwards them). Unlike Watch, any number may subscribe to a topic.
+	Subscribe(topic string, buffer int, deliver func(Delivery)) (cancel func(), err error)
 	// Penalise records misbehaviour against a peer or device in the node's
 	// ledger; enough of it bans the subject.
 	Penalise(s antispam.Subject, m antispam.Misbehaviour)
@@ -89,6 +105,14 @@ type Host interface {
 	// stream has lim.Timeout to finish. Every stream protocol of an
 	// extension goes through it; Close need not remove it.
 	HandleStream(id protocol.ID, lim StreamLimits, handler network.StreamHandler) error
+}
+
+// Delivery is an accepted envelope handed to a Subscribe callback.
+type Delivery struct {
+	ID       gossip.ID
+	Envelope *gossip.Envelope // decoded and verified; must not be modified
+	From     peer.ID          // the forwarding peer
+	Local    bool             // published by this node
 }
 
 // Streams is implemented by an extension that serves stream protocols: it

@@ -1,0 +1,523 @@
+package mqtt
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/bitmesh/bitmesh/gossip"
+	"github.com/bitmesh/bitmesh/node/ext"
+)
+
+// startBroker starts the embedded mochi broker on cfg.Listen with the
+// gateway's hook. Called with g.mu held.
+func (g *Gateway) startBroker(log *slog.Logger) error {
+	caps := mochi.NewDefaultServerCapabilities()
+	// The largest packet: the payload, its topic and the headers around.
+	caps.MaximumPacketSize = uint32(g.cfg.MaxPayload + MaxMQTTTopicLen + 1024)
+	caps.MaximumClients = int64(g.cfg.MaxClients)
+	caps.MaximumInflight = 1024
+	caps.ReceiveMaximum = 1024
+	srv := mochi.New(&mochi.Options{
+		Capabilities: caps, InlineClient: true,
+		// The broker logs every connection at info; only its warnings
+		// and errors reach the node's log (the gateway logs refusals).
+		Logger: slog.New(minLevel{log.Handler(), slog.LevelWarn}).With("component", "mqtt-broker"),
+	})
+	if err := srv.AddHook(&hook{g: g}, nil); err != nil {
+		return err
+	}
+	var tlsCfg *tls.Config
+	if g.cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(g.cfg.TLSCert, g.cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("%w: TLS: %v", ErrConfig, err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	ln := &listener{id: "bitmesh", address: g.cfg.Listen, tls: tlsCfg, g: g}
+	if err := srv.AddListener(ln); err != nil {
+		return fmt.Errorf("mqtt: listen on %s: %w", g.cfg.Listen, err)
+	}
+	// mochi's own inline client has no protocol version; ours is MQTT 5
+	// so that user properties survive to 5.0 subscribers.
+	inline := srv.NewClient(nil, "local", inlineClientID, true)
+	inline.Properties.ProtocolVersion = 5
+	if err := srv.Serve(); err != nil {
+		return err
+	}
+	g.srv, g.inline, g.addr = srv, inline, ln.Address()
+	return nil
+}
+
+// hook is the gateway inside the broker: authentication, ACLs, the
+// publish path to the mesh and the 3.1.1 wrapper.
+type hook struct {
+	mochi.HookBase
+	g *Gateway
+
+	authSem  chan struct{} // bounds concurrent bcrypt checks
+	verified sync.Map      // user + sha256(password) → true, for passwords checked once
+	once     sync.Once
+}
+
+func (h *hook) ID() string { return "bitmesh-gateway" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish,
+		mochi.OnPacketEncode, mochi.OnSubscribed, mochi.OnPublishDropped}, []byte{b})
+}
+
+// maxConcurrentBcrypt bounds the CPU a connection flood can spend on
+// password checks; the rest queue.
+const maxConcurrentBcrypt = 2
+
+// OnConnectAuthenticate lets in a client with a known user's password,
+// or one without credentials from a loopback address.
+func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	h.once.Do(func() { h.authSem = make(chan struct{}, maxConcurrentBcrypt) })
+	g := h.g
+	name, pass := string(pk.Connect.Username), pk.Connect.Password
+	if name == "" && len(pass) == 0 {
+		if isLoopback(cl.Net.Remote) {
+			return true
+		}
+		g.counts.add(countAuthAnonymous)
+		g.logger().Warn("mqtt: anonymous client refused outside loopback", "client", cl.ID, "remote", cl.Net.Remote)
+		return false
+	}
+	u := g.user(name)
+	if u == nil {
+		g.counts.add(countAuthUnknown)
+		g.logger().Warn("mqtt: unknown user refused", "user", name, "client", cl.ID, "remote", cl.Net.Remote)
+		return false
+	}
+	sum := sha256.Sum256(append([]byte(name+"\x00"), pass...))
+	if _, ok := h.verified.Load(sum); ok {
+		return true
+	}
+	h.authSem <- struct{}{}
+	err := bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), pass)
+	<-h.authSem
+	if err != nil {
+		g.counts.add(countAuthPassword)
+		g.logger().Warn("mqtt: bad password refused", "user", name, "client", cl.ID, "remote", cl.Net.Remote)
+		return false
+	}
+	h.verified.Store(sum, true)
+	return true
+}
+
+func (g *Gateway) user(name string) *User {
+	for i := range g.cfg.Users {
+		if g.cfg.Users[i].Name == name {
+			return &g.cfg.Users[i]
+		}
+	}
+	return nil
+}
+
+// OnACLCheck: anonymous (loopback) clients may do anything but publish
+// on the receipt topics; users what their filters allow.
+func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	g := h.g
+	refuse := func() bool {
+		if write {
+			g.counts.add(countACLPublish)
+		} else {
+			g.counts.add(countACLSubscribe)
+		}
+		g.logger().Warn("mqtt: ACL refused", "client", cl.ID, "user", string(cl.Properties.Username), "topic", topic, "publish", write)
+		return false
+	}
+	if write && len(topic) >= len(ReceiptTopicPrefix) && topic[:len(ReceiptTopicPrefix)] == ReceiptTopicPrefix {
+		return refuse()
+	}
+	name := string(cl.Properties.Username)
+	if name == "" {
+		return true // authenticated as anonymous: loopback only
+	}
+	u := g.user(name)
+	if u == nil {
+		return refuse()
+	}
+	filters := u.Subscribe
+	if write {
+		filters = u.Publish
+	}
+	for _, f := range filters {
+		if write && matchFilter(f, topic) || !write && (matchFilter(f, topic) || f == topic || filterCovers(f, topic)) {
+			return true
+		}
+	}
+	return refuse()
+}
+
+// filterCovers reports whether every topic sub matches also matches f.
+func filterCovers(f, sub string) bool {
+	return matchFilter(f, sub) // a wildcard in sub is a literal level to f's + and #
+}
+
+// OnPublish takes a client's publish for the mesh. The broker then does
+// nothing more with it (ErrRejectPacket): the gateway acknowledges a QoS 1
+// message once its batch is durable and published, and delivers it to the
+// broker's own subscribers then, with the signer.
+func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	g := h.g
+	if cl.Net.Inline {
+		return pk, nil // the gateway's own delivery of mesh messages
+	}
+	if LooksWrapped(pk.Payload) {
+		if _, err := DecodeWrapper(pk.Payload); err == nil {
+			g.counts.add(countEcho)
+			return pk, nil // came from the mesh: local delivery only
+		}
+	}
+	meshTopic := g.cfg.toMesh(pk.TopicName)
+	if meshTopic == "" {
+		g.counts.add(countUnmapped)
+		return pk, nil
+	}
+	it := &item{
+		entry: Entry{Time: g.now(), PacketID: pk.PacketID, ClientID: cl.ID, Topic: pk.TopicName, Payload: pk.Payload},
+		qos:   pk.FixedHeader.Qos, cl: cl, v5: cl.Properties.ProtocolVersion == 5,
+	}
+	if len(it.entry.ClientID) > MaxClientIDLen {
+		it.entry.ClientID = it.entry.ClientID[:MaxClientIDLen]
+	}
+	if pk.FixedHeader.Retain {
+		it.entry.Flags |= FlagRetain
+	}
+	if it.qos > 0 {
+		// QoS 2 is acknowledged (PUBREC) once durable, like QoS 1; the
+		// dedupe of retries gives it exactly-once on the mesh.
+		it.qos2 = it.qos == 2
+		it.qos = 1
+		it.entry.Flags |= FlagQoS1
+		it.key = dedupeKey(cl.ID, pk.PacketID)
+	} else {
+		it.entry.PacketID = 0
+	}
+	if g.forwardEnvelope(cl, pk, meshTopic) {
+		return pk, packets.ErrRejectPacket
+	}
+	g.mu.Lock()
+	ctx := g.ctx
+	g.mu.Unlock()
+	// Not taken only when the gateway closes: then not acknowledged, and
+	// the device sends it again to the next run.
+	g.take(ctx, meshTopic, it, pk.FixedHeader.Dup)
+	return pk, packets.ErrRejectPacket
+}
+
+// forwardEnvelope publishes a payload that is a bitmesh envelope for
+// meshTopic, signed by the device itself, unchanged: its end-to-end
+// signature survives the gateway. It reports whether the payload was one.
+func (g *Gateway) forwardEnvelope(cl *mochi.Client, pk packets.Packet, meshTopic string) bool {
+	env, err := gossip.Decode(pk.Payload)
+	if err != nil || env.Topic != meshTopic {
+		return false
+	}
+	h, err := g.running()
+	if err != nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = h.PublishSealed(ctx, meshTopic, pk.Payload)
+	v5 := cl.Properties.ProtocolVersion == 5
+	switch {
+	case err != nil:
+		g.counts.add(countMeshRefused)
+		g.logger().Warn("mqtt: device envelope refused", "client", cl.ID, "topic", meshTopic, "err", err)
+		if pk.FixedHeader.Qos > 0 && v5 {
+			g.writeAck(cl, pk.PacketID, true, pk.FixedHeader.Qos == 2, packets.ErrPayloadFormatInvalid)
+		} else if pk.FixedHeader.Qos > 0 && g.srv != nil {
+			_ = g.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+		}
+	default:
+		g.counts.add(countForwarded)
+		if pk.FixedHeader.Qos > 0 {
+			g.writeAck(cl, pk.PacketID, v5, pk.FixedHeader.Qos == 2, packets.CodeSuccess)
+		}
+		g.deliverLocal(Delivered{Topic: pk.TopicName, Payload: env.Payload, Signer: env.Sender.String(),
+			Envelope: gossip.MessageID(pk.Payload).String(), Entry: -1, Time: env.Time}, pk.FixedHeader.Retain)
+	}
+	return true
+}
+
+// OnPacketEncode gives MQTT 3.1.1 subscribers the JSON wrapper in place of
+// a mesh message's bare payload: they cannot receive user properties.
+func (h *hook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Publish || cl.Properties.ProtocolVersion >= 5 || len(pk.Properties.User) == 0 {
+		return pk
+	}
+	d, ok := deliveredFromProps(pk)
+	if !ok {
+		return pk
+	}
+	pk.Payload = EncodeWrapper(d)
+	return pk
+}
+
+// OnSubscribed subscribes the gateway to the mesh topics a client's new
+// subscription needs.
+func (h *hook) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte) {
+	for i, f := range pk.Filters {
+		if i < len(codes) && codes[i] >= 0x80 {
+			continue
+		}
+		for _, t := range h.g.cfg.meshTopicsFor(f.Filter) {
+			if err := h.g.subscribeMesh(t); err != nil {
+				h.g.logger().Warn("mqtt: cannot subscribe to the mesh topic", "topic", t, "err", err)
+			}
+		}
+	}
+}
+
+// OnPublishDropped counts a message the broker could not queue for a slow
+// subscriber.
+func (h *hook) OnPublishDropped(cl *mochi.Client, pk packets.Packet) {
+	h.g.counts.add(countSlowSub)
+}
+
+func deliveredFromProps(pk packets.Packet) (Delivered, bool) {
+	d := Delivered{Topic: pk.TopicName, Payload: pk.Payload, Entry: -1}
+	found := false
+	for _, p := range pk.Properties.User {
+		switch p.Key {
+		case PropSigner:
+			d.Signer, found = p.Val, true
+		case PropClient:
+			d.Client = p.Val
+		case PropEnvelope:
+			d.Envelope = p.Val
+		case PropEntry:
+			if n, err := strconv.Atoi(p.Val); err == nil {
+				d.Entry = n
+			}
+		case PropTime:
+			if t, err := time.Parse(time.RFC3339Nano, p.Val); err == nil {
+				d.Time = t
+			}
+		}
+	}
+	return d, found
+}
+
+// deliverLocal publishes d to the embedded broker's subscribers (MQTT 5
+// user properties; 3.1.1 clients get the wrapper) and through the bridge.
+func (g *Gateway) deliverLocal(d Delivered, retain bool) {
+	g.mu.Lock()
+	srv, inline, br := g.srv, g.inline, g.bridge
+	g.mu.Unlock()
+	if br != nil {
+		br.publish(d, retain)
+	}
+	if srv == nil {
+		return
+	}
+	props := packets.Properties{User: []packets.UserProperty{
+		{Key: PropSigner, Val: d.Signer}, {Key: PropEnvelope, Val: d.Envelope},
+		{Key: PropTime, Val: d.Time.UTC().Format(time.RFC3339Nano)},
+	}}
+	if d.Client != "" {
+		props.User = append(props.User, packets.UserProperty{Key: PropClient, Val: d.Client})
+	}
+	if d.Entry >= 0 {
+		props.User = append(props.User, packets.UserProperty{Key: PropEntry, Val: strconv.Itoa(d.Entry)})
+	}
+	err := srv.InjectPacket(inline, packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: retain},
+		TopicName:   d.Topic, Payload: d.Payload, Properties: props, PacketID: 1,
+	})
+	if err == nil {
+		g.counts.add(countDelivered)
+	}
+}
+
+// subscribeMesh starts delivering a mesh topic's messages to MQTT.
+func (g *Gateway) subscribeMesh(topic string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.subscribeMeshLocked(topic)
+}
+
+func (g *Gateway) subscribeMeshLocked(topic string) error {
+	if g.closed || g.h == nil {
+		return ErrClosed
+	}
+	if _, ok := g.meshSubs[topic]; ok {
+		return nil
+	}
+	if len(g.meshSubs) >= g.cfg.MaxMeshTopics {
+		g.counts.add(countMeshTopics)
+		return fmt.Errorf("%w: already %d mesh topics (MaxMeshTopics)", ErrConfig, g.cfg.MaxMeshTopics)
+	}
+	cancel, err := g.h.Subscribe(topic, 4096, func(d ext.Delivery) { g.fromMesh(topic, d) })
+	if err != nil {
+		return err
+	}
+	g.meshSubs[topic] = cancel
+	return nil
+}
+
+// fromMesh hands an accepted mesh envelope to MQTT: each entry of a batch
+// on its own MQTT topic, any other payload whole. The gateway's own
+// envelopes were delivered when they were published.
+func (g *Gateway) fromMesh(topic string, d ext.Delivery) {
+	if d.Local {
+		return
+	}
+	env := d.Envelope
+	signer := env.Sender.String()
+	if !IsBatch(env.Payload) {
+		t := g.cfg.toMQTT(topic, "")
+		if t == "" {
+			g.counts.add(countUnmapped)
+			return
+		}
+		g.deliverLocal(Delivered{Topic: t, Payload: env.Payload, Signer: signer, Envelope: d.ID.String(), Entry: -1, Time: env.Time}, false)
+		return
+	}
+	b, err := DecodeBatch(env.Payload)
+	if err != nil {
+		g.counts.add(countBadBatch)
+		g.logger().Warn("mqtt: mesh batch does not decode", "topic", topic, "signer", signer, "err", err)
+		return
+	}
+	for i, e := range b.Entries {
+		t := g.cfg.toMQTT(topic, e.Topic)
+		if t == "" {
+			g.counts.add(countUnmapped)
+			continue
+		}
+		g.deliverLocal(Delivered{Topic: t, Payload: e.Payload, Signer: signer, Client: e.ClientID, Envelope: d.ID.String(), Entry: i, Time: e.Time},
+			e.Flags&FlagRetain != 0)
+	}
+}
+
+func isLoopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// listener is the broker's TCP (or TLS) listener. Unlike mochi's own it
+// sees why each connection ended, so that refusals the broker makes
+// itself (an oversized or malformed packet) are counted and logged.
+type listener struct {
+	id, address string
+	tls         *tls.Config
+	g           *Gateway
+
+	ln  net.Listener
+	end atomic.Bool
+	wg  sync.WaitGroup
+	log *slog.Logger
+}
+
+var _ listeners.Listener = (*listener)(nil)
+
+func (l *listener) ID() string       { return l.id }
+func (l *listener) Protocol() string { return "tcp" }
+func (l *listener) Address() string {
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.address
+}
+
+func (l *listener) Init(log *slog.Logger) error {
+	l.log = log
+	ln, err := net.Listen("tcp", l.address)
+	if err != nil {
+		return err
+	}
+	if l.tls != nil {
+		ln = tls.NewListener(ln, l.tls)
+	}
+	l.ln = ln
+	return nil
+}
+
+func (l *listener) Serve(establish listeners.EstablishFn) {
+	for {
+		conn, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		if l.end.Load() {
+			conn.Close()
+			return
+		}
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			err := establish(l.id, conn)
+			l.g.classifyEnd(conn.RemoteAddr().String(), err)
+		}()
+	}
+}
+
+func (l *listener) Close(closeClients listeners.CloseFn) {
+	l.end.Store(true)
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	closeClients(l.id)
+	l.wg.Wait()
+}
+
+// classifyEnd counts a connection the broker ended for a packet it
+// refused.
+func (g *Gateway) classifyEnd(remote string, err error) {
+	var code packets.Code
+	if err == nil || !errors.As(err, &code) {
+		return
+	}
+	switch code.Code {
+	case packets.ErrPacketTooLarge.Code:
+		g.counts.add(countOversize)
+		g.logger().Warn("mqtt: oversized packet refused", "remote", remote, "err", err)
+	case packets.ErrMalformedPacket.Code, packets.ErrProtocolViolation.Code:
+		g.counts.add(countMalformed)
+		g.logger().Warn("mqtt: malformed packet refused", "remote", remote, "err", err)
+	}
+}
+
+// minLevel drops records below level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.level && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(as), m.level}
+}
+
+func (m minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{m.Handler.WithGroup(name), m.level}
+}
