@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/bitmesh/bitmesh/internal/atomicfile"
 )
 
 // Store keeps objects: each in its own directory, named by its ID, under
@@ -337,13 +339,13 @@ func (s *Store) createDir(o *object) error {
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, "manifest"), o.raw); err != nil {
+	if err := atomicfile.Replace(filepath.Join(tmp, "manifest"), o.raw, 0o600); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return err
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return err
 	}
 	o.dir = final
@@ -381,7 +383,7 @@ func (s *Store) SetLeaves(id ID, leaves [][32]byte) error {
 		for _, l := range leaves {
 			b = append(b, l[:]...)
 		}
-		if err := writeFileAtomic(filepath.Join(o.dir, "leaves"), b); err != nil {
+		if err := atomicfile.Replace(filepath.Join(o.dir, "leaves"), b, 0o600); err != nil {
 			return err
 		}
 	}
@@ -521,7 +523,7 @@ func (s *Store) Remove(id ID) error {
 	if err := os.RemoveAll(o.dir); err != nil {
 		return err
 	}
-	return syncDir(s.dir)
+	return atomicfile.SyncDir(s.dir)
 }
 
 // completeObject returns a complete object; one still being fetched is

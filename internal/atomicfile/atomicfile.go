@@ -50,11 +50,12 @@ func write(path string, data []byte, perm os.FileMode, place func(oldpath, newpa
 	if err := place(tmp.Name(), path); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return SyncDir(dir)
 }
 
-// syncDir makes a rename or link in dir durable.
-func syncDir(dir string) error {
+// SyncDir makes a rename, link or removal in dir durable, for callers that
+// rename or remove whole directories themselves.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
