@@ -3,6 +3,7 @@ package sim
 import (
 	"bufio"
 	"context"
+	crand "crypto/rand"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -60,10 +61,9 @@ func serveBadChunks(s network.Stream, obj *ObjectFacts, env AttackEnv) {
 		chunks := (obj.Size + obj.Chunk - 1) / obj.Chunk
 		for i := int(req.First); i < int(req.First)+int(req.Count) && i < chunks; i++ {
 			n := min(obj.Chunk, obj.Size-i*obj.Chunk)
+			// Stream handlers run concurrently: env.Rand is not for them.
 			junk := make([]byte, n)
-			for j := range junk {
-				junk[j] = byte(env.Rand.Uint32())
-			}
+			crand.Read(junk)
 			if _, err := w.Write(append(inventory.AppendChunkHeader(nil, n), junk...)); err != nil {
 				return
 			}
