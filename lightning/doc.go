@@ -46,7 +46,7 @@
 // frame (PROTOCOL.md §19): requests at most 64 KiB of service request,
 // tokens at most 1 KiB, responses at most 256 KiB; four streams per peer
 // and 64 in all, 30 s each. Challenges make the seller's Lightning node
-// create invoices, so each peer may ask for one a second (burst 5); more
-// is refused and scored. A frame that is not one strict JSON object is
-// scored as malformed.
+// create invoices, so each peer may ask for one a second (burst 5) and
+// all peers together for 20 (burst 100); more is refused and scored. A
+// frame that is not one strict JSON object is scored as malformed.
 package lightning

@@ -52,12 +52,18 @@ type Config struct {
 	// ask for: each makes the seller's Lightning node create an invoice.
 	ChallengeRate  rate.Limit
 	ChallengeBurst int
+	// ChallengeRateTotal and ChallengeBurstTotal bound the challenges of
+	// all peers together, so that many peer IDs do not multiply the
+	// invoices the seller's Lightning node creates.
+	ChallengeRateTotal  rate.Limit
+	ChallengeBurstTotal int
 }
 
 // DefaultConfig is a buyer-and-seller configuration without services or
 // backend.
 func DefaultConfig() Config {
-	return Config{TokenTTL: 24 * time.Hour, MaxPriceMsat: 1_000_000, MaxFeeMsat: 10_000, ChallengeRate: 1, ChallengeBurst: 5}
+	return Config{TokenTTL: 24 * time.Hour, MaxPriceMsat: 1_000_000, MaxFeeMsat: 10_000, ChallengeRate: 1, ChallengeBurst: 5,
+		ChallengeRateTotal: 20, ChallengeBurstTotal: 100}
 }
 
 // streamLimits bound the payment streams a node serves. A challenge waits
@@ -88,7 +94,8 @@ type Lightning struct {
 	seller    *seller
 	meter     *meter
 	limiters  map[peer.ID]*rate.Limiter
-	sales     []Sale // the most recent, at most maxSalesKept
+	total     *rate.Limiter // all peers' challenges
+	sales     []Sale        // the most recent, at most maxSalesKept
 	held      []*Credential
 	closed    bool
 	spentMsat uint64
@@ -101,8 +108,8 @@ func New(cfg Config) (*Lightning, error) {
 	if cfg.Backend == nil {
 		return nil, errors.New("lightning: Config.Backend is required")
 	}
-	if cfg.TokenTTL <= 0 || cfg.ChallengeRate <= 0 || cfg.ChallengeBurst <= 0 {
-		return nil, errors.New("lightning: TokenTTL, ChallengeRate and ChallengeBurst must be positive")
+	if cfg.TokenTTL <= 0 || cfg.ChallengeRate <= 0 || cfg.ChallengeBurst <= 0 || cfg.ChallengeRateTotal <= 0 || cfg.ChallengeBurstTotal <= 0 {
+		return nil, errors.New("lightning: TokenTTL and the challenge rates and bursts must be positive")
 	}
 	names := map[string]bool{}
 	for _, s := range cfg.Services {
@@ -111,7 +118,7 @@ func New(cfg Config) (*Lightning, error) {
 		}
 		names[s.Name] = true
 	}
-	l := &Lightning{cfg: cfg, limiters: map[peer.ID]*rate.Limiter{}}
+	l := &Lightning{cfg: cfg, limiters: map[peer.ID]*rate.Limiter{}, total: rate.NewLimiter(cfg.ChallengeRateTotal, cfg.ChallengeBurstTotal)}
 	if c := cfg.Certify; c != nil {
 		if c.PriceMsat == 0 || c.Receipt == nil || names[CertifyServiceName] {
 			return nil, errors.New("lightning: Certify needs a price and Receipt, and no other service named " + CertifyServiceName)
@@ -185,7 +192,7 @@ func (l *Lightning) allowChallenge(p peer.ID) bool {
 		lim = rate.NewLimiter(l.cfg.ChallengeRate, l.cfg.ChallengeBurst)
 		l.limiters[p] = lim
 	}
-	return lim.Allow()
+	return lim.Allow() && l.total.Allow()
 }
 
 func (l *Lightning) handleStream(s network.Stream) {

@@ -347,7 +347,7 @@ func BenchmarkLndRoundTrip(b *testing.B) {
 	})
 	b.Run("bitmesh-buy-and-use", func(b *testing.B) {
 		// One challenge per purchase, as fast as they go: no rate limit.
-		sn, _, _, cl, _ := vendingPair(b, sb, bb, func(c *lightning.Config) { c.ChallengeRate = rate.Inf })
+		sn, _, _, cl, _ := vendingPair(b, sb, bb, func(c *lightning.Config) { c.ChallengeRate, c.ChallengeRateTotal = rate.Inf, rate.Inf })
 		ctx := context.Background()
 		for b.Loop() {
 			cred, err := cl.Buy(ctx, sn.PeerID(), "soda", 1)
