@@ -38,7 +38,7 @@ var (
 //	    -mqtt-bench-pub 127.0.0.1:PA -mqtt-bench-sub 127.0.0.1:PB
 func BenchmarkGatewayExternal(b *testing.B) {
 	if *benchExtPub == "" || *benchExtSub == "" {
-		b.Skip("needs -mqtt-bench-pub and -mqtt-bench-sub: the MQTT addresses of two bitmesh node --mqtt processes")
+		b.Fatal("needs -mqtt-bench-pub and -mqtt-bench-sub: the MQTT addresses of two bitmesh node --mqtt processes")
 	}
 	for b.Loop() {
 		r := runScenario(b, *benchExtPub, *benchExtSub, *benchClients, *benchPerClient, *benchWindow, true)
