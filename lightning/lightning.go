@@ -180,8 +180,10 @@ func (l *Lightning) running() (ext.Host, *seller, error) {
 	return l.h, l.seller, nil
 }
 
-// allowChallenge spends a token of p's challenge limiter.
-func (l *Lightning) allowChallenge(p peer.ID) bool {
+// allowChallenge spends a token of p's challenge limiter, then of the
+// total one. over says that p itself is over its own limit: only then is
+// it to blame.
+func (l *Lightning) allowChallenge(p peer.ID) (ok, over bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lim, ok := l.limiters[p]
@@ -192,7 +194,10 @@ func (l *Lightning) allowChallenge(p peer.ID) bool {
 		lim = rate.NewLimiter(l.cfg.ChallengeRate, l.cfg.ChallengeBurst)
 		l.limiters[p] = lim
 	}
-	return lim.Allow() && l.total.Allow()
+	if !lim.Allow() {
+		return false, true
+	}
+	return l.total.Allow(), false
 }
 
 func (l *Lightning) handleStream(s network.Stream) {
@@ -236,8 +241,10 @@ func (l *Lightning) serve(h ext.Host, sel *seller, from peer.ID, req Request) Re
 		}
 		return Response{Services: out}
 	case OpChallenge:
-		if !l.allowChallenge(from) {
-			h.Penalise(antispam.PeerSubject(from), antispam.RateExceeded)
+		if ok, over := l.allowChallenge(from); !ok {
+			if over {
+				h.Penalise(antispam.PeerSubject(from), antispam.RateExceeded)
+			}
 			return Response{Code: "rate-limited", Error: "lightning: too many challenges; slow down"}
 		}
 		tok, inv, err := sel.challenge(ctx, h.Now(), buyer, req.Service, req.Units)

@@ -20,12 +20,16 @@ func TestChallengeLimits(t *testing.T) {
 	}
 	a, b := peer.ID("a"), peer.ID("b")
 	for i, want := range []bool{true, true, false} {
-		if got := l.allowChallenge(a); got != want {
-			t.Fatalf("peer a, challenge %d: allowed %v, want %v", i, got, want)
+		if ok, over := l.allowChallenge(a); ok != want || over == want {
+			t.Fatalf("peer a, challenge %d: allowed %v (over its own limit %v), want %v", i, ok, over, want)
 		}
 	}
-	// b has its own burst of 2, but only one is left of the total.
-	if !l.allowChallenge(b) || l.allowChallenge(b) {
-		t.Fatal("peer b got more than what is left of the total")
+	// b has its own burst of 2, but only one is left of the total; its
+	// second refusal is not its fault.
+	if ok, _ := l.allowChallenge(b); !ok {
+		t.Fatal("peer b refused its first challenge")
+	}
+	if ok, over := l.allowChallenge(b); ok || over {
+		t.Fatalf("peer b's second challenge: allowed %v, blamed %v; want refused without blame", ok, over)
 	}
 }
