@@ -15,6 +15,8 @@ import (
 	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/inventory"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // hostileMode is how a hostile server misbehaves.
@@ -132,7 +134,7 @@ func TestBadChunkBannedAtFirstChunk(t *testing.T) {
 	if err := announce(t, bad, victim, info.ID); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if s := scoreOf(t, victim.n, antispam.PeerSubject(bad.ID())); s < 100 {
 			return errorf("hostile peer scored %d", s)
 		}
@@ -142,7 +144,7 @@ func TestBadChunkBannedAtFirstChunk(t *testing.T) {
 		t.Fatalf("bad chunks counted %d, want exactly the first one", c.BadChunks)
 	}
 	connect(t, victim.n, pub.n)
-	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		got, err := victim.inv.Info(info.ID)
 		if err != nil || !got.Complete {
 			return errorf("victim has %+v, %v", got, err)
@@ -176,7 +178,7 @@ func TestStallingPeerBypassed(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the victim asks the silent peer first
 	connect(t, victim.n, pub.n)
 	start := time.Now()
-	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		got, err := victim.inv.Info(info.ID)
 		if err != nil || !got.Complete {
 			return errorf("victim has %+v, %v", got, err)
@@ -190,7 +192,7 @@ func TestStallingPeerBypassed(t *testing.T) {
 	// The stall is scored as the silent peer's requests time out, which
 	// is also when its chunks go to the honest peer: just around the
 	// completion.
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if c := victim.inv.Counters(); c.Stalls < 1 {
 			return errorf("stalls counted %d", c.Stalls)
 		}
@@ -226,7 +228,7 @@ func TestInventoryFloodBoundedAndScored(t *testing.T) {
 		}
 		sent += len(ids)
 	}
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if s := scoreOf(t, victim.n, antispam.PeerSubject(flooder.ID())); s < 100 {
 			return errorf("flooder scored %d", s)
 		}
@@ -242,7 +244,7 @@ func TestInventoryFloodBoundedAndScored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		got, err := victim.inv.Info(info.ID)
 		if err != nil || !got.Complete {
 			return errorf("victim has %+v, %v", got, err)
@@ -272,7 +274,7 @@ func TestCloseDuringStalledFetch(t *testing.T) {
 	if err := announce(t, silent, victim, info.ID); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if got, err := victim.inv.Info(info.ID); err != nil || got.Chunks == 0 {
 			return errorf("no fetch yet: %v", err)
 		}

@@ -20,6 +20,8 @@ import (
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/inventory"
 	"github.com/bitmesh/bitmesh/node"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // objNode is a real node running the inventory extension.
@@ -98,22 +100,6 @@ func content(t *testing.T, inv *inventory.Inventory, id inventory.ID) []byte {
 	return b
 }
 
-// checkFor polls f every step until it returns nil or total elapses.
-func checkFor(t *testing.T, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
-}
-
 // scoreOf is s's misbehaviour score at n, or 100 if n banned s.
 func scoreOf(t *testing.T, n *node.Node, s antispam.Subject) uint32 {
 	t.Helper()
@@ -153,7 +139,7 @@ func TestFetchFromTwoAnnouncers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		got, err := relay.inv.Info(info.ID)
 		if err != nil || !got.Complete {
 			return fmt.Errorf("relay has %+v, %v", got, err)

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/bitmesh/bitmesh/internal/testwait"
 	"github.com/bitmesh/bitmesh/lightning"
 )
 
@@ -184,17 +185,12 @@ func (l *lnd) backend(t testing.TB) *lightning.Lnd {
 
 func waitFor(t testing.TB, total time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
+	testwait.For(t, total, 200*time.Millisecond, func() error {
+		if err := f(); err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // newSimnet starts btcd and two lnd nodes, funds the first from mined

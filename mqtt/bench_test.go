@@ -21,6 +21,8 @@ import (
 
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 var (
@@ -291,7 +293,7 @@ func startBenchGateways(b *testing.B) (testGateway, testGateway) {
 	if err := bb.gw.subscribeMesh("bench/t"); err != nil {
 		b.Fatal(err)
 	}
-	checkFor(b, 15*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(b, 15*time.Second, 20*time.Millisecond, func() error {
 		if len(a.n.TopicPeers("bench/t")) == 0 {
 			return fmt.Errorf("A sees no peer on bench/t")
 		}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // TestDeviceSignedEnvelopeForwarded: a device that signs its own envelope
@@ -40,7 +42,7 @@ func TestDeviceSignedEnvelopeForwarded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); _ = sub.Wait() }()
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if len(a.n.TopicPeers("sensors/t")) == 0 {
 			return fmt.Errorf("A sees no peer on sensors/t yet")
 		}
@@ -74,7 +76,7 @@ func TestDeviceSignedEnvelopeForwarded(t *testing.T) {
 	tampered := seal("forged")
 	tampered[len(tampered)-1] ^= 1 // the signature no longer verifies
 	_ = pubFile(tampered)          // MQTT 5: a failed PUBACK, mosquitto_pub may say so
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if s := a.gw.Stats(); s[countMeshRefused] != 1 {
 			return fmt.Errorf("stats %v", s)
 		}
@@ -95,7 +97,7 @@ func TestDeviceSignedEnvelopeForwarded(t *testing.T) {
 	if d.Signer != device.DeviceID().String() || string(d.Payload) != "signed by the device" || d.Entry != -1 {
 		t.Fatalf("B got %+v, want the device %s as signer", d, device.DeviceID())
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if s := a.gw.Stats(); s[countForwarded] != 1 || s[countBatches] != 0 {
 			return fmt.Errorf("stats %v", s)
 		}

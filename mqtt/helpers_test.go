@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
@@ -22,22 +21,6 @@ func requireMosquitto(t testing.TB) {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("%s not found: install the real clients with `apt-get install -y mosquitto mosquitto-clients` (.ci/run does)", bin)
 		}
-	}
-}
-
-// checkFor polls f every step until it returns nil or total elapses.
-func checkFor(t testing.TB, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // TestRefusals: every way a client is refused, with the real mosquitto
@@ -66,7 +68,7 @@ func TestRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := g.gw.Stats()
 			out, _ := tc.send()
-			checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 				if after := g.gw.Stats(); after[tc.counter] != before[tc.counter]+1 {
 					return fmt.Errorf("%s: %d, want %d (client said %q)", tc.counter, after[tc.counter], before[tc.counter]+1, out)
 				}
@@ -82,7 +84,7 @@ func TestRefusals(t *testing.T) {
 	if out, err := pub("-h", remote, "-u", "alice", "-P", "right", "-t", "sensors/t", "-m", "ok")(); err != nil {
 		t.Fatalf("alice refused: %v %s", err, out)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if s := g.gw.Stats(); s[countBatchedMsgs] != 1 || s[countAcked] != 1 {
 			return fmt.Errorf("stats %v", s)
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/bitmesh/bitmesh/anchor"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // TestEntryProof: three messages published within one linger share an
@@ -28,7 +30,7 @@ func TestEntryProof(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_pub: %v %s", err, out)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if s := g.gw.Stats(); s[countBatchedMsgs] != 3 || s[countBatches] != 1 {
 			return fmt.Errorf("stats %v", s)
 		}

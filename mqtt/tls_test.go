@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // TestTLSListener: with TLSCert and TLSKey the broker speaks TLS only;
@@ -35,7 +37,7 @@ func TestTLSListener(t *testing.T) {
 	if out, err := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-t", "sensors/t", "-m", "clear", "-q", "1").CombinedOutput(); err == nil {
 		t.Fatalf("a clear-text client got through: %s", out)
 	}
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if s := g.gw.Stats(); s[countBatchedMsgs] != 1 {
 			return fmt.Errorf("stats %v", s)
 		}
@@ -89,7 +91,7 @@ func TestQoS2(t *testing.T) {
 		}
 	}
 	// The counter follows the write the client already saw.
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if s := g.gw.Stats(); s[countBatchedMsgs] != 2 || s[countAcked] != 2 {
 			return fmt.Errorf("stats %v", s)
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // permissioned is a small permissioned mesh: one operator, certified
@@ -114,7 +116,7 @@ func TestPermissionedMesh(t *testing.T) {
 		receivers[name] = collect(t, ctx, s)
 	}
 	// Certificates travel on connect.
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for _, n := range []*Node{a, b, c} {
 			for _, d := range []identity.DeviceID{a.DeviceID(), b.DeviceID(), c.DeviceID()} {
 				if !n.adm.certified(time.Now(), d) {
@@ -127,7 +129,7 @@ func TestPermissionedMesh(t *testing.T) {
 	waitForTopicPeers(t, b, topic, 2)
 	// Until B's mesh forms (a GossipSub heartbeat), B may not forward C's
 	// messages to A; warm the path up so the counts below are exact.
-	checkFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+	testwait.For(t, 20*time.Second, 100*time.Millisecond, func() error {
 		if _, err := c.Publish(ctx, topic, []byte("warm-up")); err != nil {
 			return err
 		}
@@ -153,7 +155,7 @@ func TestPermissionedMesh(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for name, got := range receivers {
 			if n := fromDevice(got(), c.DeviceID()) - warm[name]; n < 3 {
 				return fmt.Errorf("%s has %d of C's 3 messages", name, n)
@@ -166,7 +168,7 @@ func TestPermissionedMesh(t *testing.T) {
 			t.Errorf("%s delivered %d messages of the uncertified node", name, n)
 		}
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if b.Host().Network().Connectedness(u.PeerID()) == network.Connected {
 			return errors.New("the uncertified node is still connected to B")
 		}
@@ -189,7 +191,7 @@ func TestPermissionedMesh(t *testing.T) {
 	if err := a.Announce(ctx, raw); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, time.Second, 5*time.Millisecond, func() error {
+	testwait.For(t, time.Second, 5*time.Millisecond, func() error {
 		for _, n := range []*Node{a, b} {
 			if n.adm.certified(time.Now(), c.DeviceID()) {
 				return fmt.Errorf("%s still admits C", n.DeviceID())
@@ -218,7 +220,7 @@ func TestPermissionedMesh(t *testing.T) {
 	if _, err := a.Publish(ctx, topic, []byte("barrier"), WithMinPeers(1)); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if fromDevice(receivers["B"](), a.DeviceID()) == 0 {
 			return errors.New("barrier not at B yet")
 		}

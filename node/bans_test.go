@@ -13,6 +13,8 @@ import (
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // attack is a hostile peer's way of building its next envelope.
@@ -148,7 +150,7 @@ func TestMisbehavingPeersAreBanned(t *testing.T) {
 	deviceBanned := func(k *identity.PrivateKey) bool {
 		return slices.ContainsFunc(must(victim.Bans()), func(b antispam.Ban) bool { return b.Subject == antispam.DeviceSubject(k.DeviceID()) })
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if !deviceBanned(keys[0]) {
 			return fmt.Errorf("the flooding device is not banned; bans: %v", must(victim.Bans()))
 		}
@@ -165,7 +167,7 @@ func TestMisbehavingPeersAreBanned(t *testing.T) {
 	}
 	// Each attacker is disconnected and cannot come back.
 	for i, r := range hostile {
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 			if victim.Host().Network().Connectedness(r.h.ID()) == network.Connected {
 				return fmt.Errorf("%s still connected", attacks[i].name)
 			}
@@ -191,7 +193,7 @@ func TestMisbehavingPeersAreBanned(t *testing.T) {
 func assertRefused(t *testing.T, ctx context.Context, r *rawPeer, n *Node, name string) {
 	t.Helper()
 	_ = r.h.Connect(ctx, peer.AddrInfo{ID: n.PeerID(), Addrs: n.Host().Addrs()})
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if n.Host().Network().Connectedness(r.h.ID()) == network.Connected ||
 			r.h.Network().Connectedness(n.PeerID()) == network.Connected {
 			return fmt.Errorf("%s is connected again after its ban", name)

@@ -11,6 +11,8 @@ import (
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // resultLog collects a node's validation results for a test to wait on.
@@ -81,7 +83,7 @@ func TestResignedEnvelopeDeliveredOnce(t *testing.T) {
 		if r == relay {
 			want = 2
 		}
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 			if len(r.topic.ListPeers()) < want {
 				return errors.New("raw peer does not see the nodes on the topic")
 			}
@@ -113,7 +115,7 @@ func TestResignedEnvelopeDeliveredOnce(t *testing.T) {
 	}
 	waitResult := func(l *resultLog, v gossip.Verdict, want error) {
 		t.Helper()
-		checkFor(t, 15*time.Second, 10*time.Millisecond, func() error {
+		testwait.For(t, 15*time.Second, 10*time.Millisecond, func() error {
 			if l.count(id, v, want) == 0 {
 				l.mu.Lock()
 				defer l.mu.Unlock()

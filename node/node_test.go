@@ -13,23 +13,9 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-)
 
-// checkFor polls f every step until it returns nil or total elapses.
-func checkFor(t testing.TB, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
-}
+	"github.com/bitmesh/bitmesh/internal/testwait"
+)
 
 func startNode(t testing.TB, cfg Config, opts ...Option) *Node {
 	t.Helper()
@@ -61,7 +47,7 @@ func bootstrapFrom(n *Node) []string {
 
 func waitForTopicPeers(t testing.TB, n *Node, topic string, want int) {
 	t.Helper()
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if got := len(n.TopicPeers(topic)); got < want {
 			return fmt.Errorf("%d topic peers, want %d", got, want)
 		}
@@ -175,7 +161,7 @@ func TestInjectedForgeriesNeverDelivered(t *testing.T) {
 	defer rawCancel()
 	evil := newRawPeer(t, rawCtx, DefaultNetwork, topic, n)
 	waitForTopicPeers(t, n, topic, 1)
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if len(evil.topic.ListPeers()) == 0 {
 			return errors.New("raw peer does not see the node on the topic")
 		}

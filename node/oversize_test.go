@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // frame is one varint-length-prefixed RPC of size bytes, as GossipSub
@@ -146,7 +148,7 @@ func TestOversizeRPCsBanSender(t *testing.T) {
 	if err := sendOversizeRPC(ctx, attacker, victim.PeerID(), proto); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if s := score(); s.Score != perRPC || s.Banned {
 			return fmt.Errorf("attacker scored %+v, want %d and no ban", s, perRPC)
 		}
@@ -162,7 +164,7 @@ func TestOversizeRPCsBanSender(t *testing.T) {
 		}
 		delivered()
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		bans, err := victim.Bans()
 		if err != nil {
 			return err
@@ -174,7 +176,7 @@ func TestOversizeRPCsBanSender(t *testing.T) {
 		}
 		return fmt.Errorf("attacker not banned; bans %v, score %+v", bans, score())
 	})
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if c := victim.Host().Network().ConnsToPeer(attacker.ID()); len(c) > 0 {
 			return fmt.Errorf("banned attacker still has %d connections", len(c))
 		}

@@ -15,6 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 func TestRankAnchors(t *testing.T) {
@@ -110,7 +112,7 @@ func TestAnchorsRedialledAfterRestart(t *testing.T) {
 	}
 	// GossipSub's tag tracer bumps its delivery tags asynchronously, and
 	// drops them when the node leaves the topic: keep the subscription.
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		for tag, v := range n.Host().ConnManager().GetTagInfo(publisher.PeerID()).Tags {
 			if strings.HasPrefix(tag, deliveryTagPrefix) && v > 0 {
 				return nil

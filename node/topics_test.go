@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/bitmesh/bitmesh/node/ext"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // watcher is an extension that watches one topic, as a log does.
@@ -55,7 +57,7 @@ func TestIdleTopicsAreLeft(t *testing.T) {
 		}
 	}
 	want := []string{watched, kept}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if got := n.Topics(); !slices.Equal(got, want) {
 			return fmt.Errorf("%d topics joined (first %q), want %q", len(got), got[:min(len(got), 3)], want)
 		}

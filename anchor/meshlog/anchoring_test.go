@@ -15,6 +15,8 @@ import (
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
 	"github.com/bitmesh/bitmesh/anchor/ots"
 	"github.com/bitmesh/bitmesh/node"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // newCalendar serves the OpenTimestamps calendar protocol: pending
@@ -75,14 +77,14 @@ func TestReceiptCarriesAnchor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if info := ml.Logs()[0]; len(info.Pending) == 0 {
 			return fmt.Errorf("no anchor submitted: %+v", info)
 		}
 		return nil
 	})
 	confirmed.Store(true)
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 10*time.Millisecond, func() error {
 		if info := ml.Logs()[0]; info.Anchored != 1 || len(info.Pending) != 0 {
 			return fmt.Errorf("anchor not confirmed: %+v", info)
 		}

@@ -21,6 +21,8 @@ import (
 	"github.com/bitmesh/bitmesh/node"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // sealed signs an envelope on topic of network at time at.
@@ -164,7 +166,7 @@ func TestHistorySyncAdmitsOnlyWhatLiveWould(t *testing.T) {
 	}
 	connect(t, victim.n, evil.n)
 
-	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if size := logSize(victim.log); size < uint64(len(want)) {
 			return fmt.Errorf("victim logged %d of the %d honest entries", size, len(want))
 		}
@@ -241,7 +243,7 @@ func TestJunkCheckpointFloodCannotTurnWitnessAgainstItself(t *testing.T) {
 		cfg.BootstrapPeers = append(cfg.BootstrapPeers, a.String())
 	}
 	witness := startLog(t, lc, cfg).n
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if len(honestLog.n.TopicPeers(meshlog.Topic)) == 0 || len(witness.TopicPeers(meshlog.Topic)) == 0 {
 			return fmt.Errorf("witness and log not on %s yet", meshlog.Topic)
 		}
@@ -274,7 +276,7 @@ func TestJunkCheckpointFloodCannotTurnWitnessAgainstItself(t *testing.T) {
 	}
 	tick.Stop()
 
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if scoreOf(t, witness, antispam.PeerSubject(flooder.id)) < 100 {
 			return errors.New("the flooder is not banned by the witness")
 		}
@@ -293,7 +295,7 @@ func TestJunkCheckpointFloodCannotTurnWitnessAgainstItself(t *testing.T) {
 	if _, err := honestLog.log.Checkpoint(ctx, honestTopic); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if got := honestLog.log.Logs()[0].Cosigners; len(got) != 1 || got[0] != witness.DeviceID() {
 			return fmt.Errorf("honest checkpoint cosigned by %v, want the witness", got)
 		}
@@ -343,7 +345,7 @@ func TestUncertifiedLogGetsNothingIn(t *testing.T) {
 	evil := startPoisonedLog(t, topic, leaves, certifiedConfig(t, op, intruder, false))
 	victim := startLogVictim(t, topic, certifiedConfig(t, op, newKey(t), true), nil)
 	connect(t, victim.n, evil.n)
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if victim.n.Host().Network().Connectedness(evil.n.PeerID()) == network.Connected {
 			return errors.New("uncertified peer still connected")
 		}
@@ -392,7 +394,7 @@ func TestLoggedTopicQuota(t *testing.T) {
 		_ = pusher.tp.Publish(ctx, raw)
 	}
 	tick.Stop()
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if s := scoreOf(t, victim, antispam.PeerSubject(pusher.id)); s < 100 {
 			return fmt.Errorf("the pusher is not banned (score %d, log %+v)", s, ml.Logs()[0])
 		}

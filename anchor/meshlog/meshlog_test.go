@@ -17,23 +17,9 @@ import (
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
-)
 
-// checkFor polls f every step until it returns nil or total elapses.
-func checkFor(t *testing.T, total, step time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", total, err)
-		}
-		time.Sleep(step)
-	}
-}
+	"github.com/bitmesh/bitmesh/internal/testwait"
+)
 
 type logNode struct {
 	n   *node.Node
@@ -61,7 +47,7 @@ func startLogNodes(t *testing.T, count int, topic string) []logNode {
 	}
 	for _, ln := range out {
 		for _, tp := range []string{topic, meshlog.Topic} {
-			checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+			testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 				if got := len(ln.n.TopicPeers(tp)); got < count-1 {
 					return fmt.Errorf("%s: %d topic peers on %s, want %d", ln.n.DeviceID(), got, tp, count-1)
 				}
@@ -90,7 +76,7 @@ func TestReceiptFromCosignedCheckpoint(t *testing.T) {
 	}
 	// Every node logs what it accepted, in its own order.
 	for _, ln := range nodes {
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 			if got := ln.log.Logs()[0].Size; got != 20 {
 				return fmt.Errorf("%s logged %d entries, want 20", ln.n.DeviceID(), got)
 			}
@@ -104,7 +90,7 @@ func TestReceiptFromCosignedCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	witnesses := []identity.DeviceID{nodes[1].n.DeviceID(), nodes[2].n.DeviceID()}
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if got := a.log.Logs()[0].Cosigners; len(got) != 2 {
 			return fmt.Errorf("checkpoint cosigned by %v, want both witnesses", got)
 		}
@@ -131,7 +117,7 @@ func TestReceiptFromCosignedCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if got := a.log.Logs()[0].Size; got != 25 {
 			return fmt.Errorf("logged %d, want 25", got)
 		}
@@ -140,7 +126,7 @@ func TestReceiptFromCosignedCheckpoint(t *testing.T) {
 	if _, err := a.log.Checkpoint(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		info := a.log.Logs()[0]
 		if info.Checkpoint != 25 || len(info.Cosigners) != 2 {
 			return fmt.Errorf("checkpoint %d cosigned by %v, want 25 by both", info.Checkpoint, info.Cosigners)
@@ -165,7 +151,7 @@ func TestEquivocatingLogBannedEverywhere(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if got := evil.log.Logs()[0].Size; got != 4 {
 			return fmt.Errorf("logged %d, want 4", got)
 		}
@@ -174,7 +160,7 @@ func TestEquivocatingLogBannedEverywhere(t *testing.T) {
 	if _, err := evil.log.Checkpoint(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		if got := evil.log.Logs()[0].Cosigners; len(got) != 2 {
 			return fmt.Errorf("cosigned by %v, want 2", got)
 		}
@@ -201,7 +187,7 @@ func TestEquivocatingLogBannedEverywhere(t *testing.T) {
 	injectVia(t, ctx, honest[0].n, meshlog.Topic, raw)
 
 	for _, h := range honest {
-		checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+		testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 			if !h.log.Convicted(origin) {
 				return fmt.Errorf("%s has not convicted the log", h.n.DeviceID())
 			}
@@ -272,7 +258,7 @@ func rawPublisher(t *testing.T, ctx context.Context, target *node.Node, topic st
 	if err := h.Connect(ctx, peer.AddrInfo{ID: target.PeerID(), Addrs: target.Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if len(tp.ListPeers()) == 0 {
 			return errors.New("target not subscribed yet")
 		}

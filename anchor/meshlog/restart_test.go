@@ -18,6 +18,8 @@ import (
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // startDataNode starts a node on dir with key, logging topic, connected to
@@ -68,7 +70,7 @@ func TestRestartKeepsCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tp := range []string{topic, meshlog.Topic} {
-		checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+		testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 			if len(n.TopicPeers(tp)) == 0 {
 				return fmt.Errorf("witness not on %s yet", tp)
 			}
@@ -114,7 +116,7 @@ func TestRestartKeepsCheckpoints(t *testing.T) {
 		}
 		return r, nil
 	}
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		_, err := receipt(ml, false)
 		return err
 	})
@@ -153,7 +155,7 @@ func TestRestartKeepsCheckpoints(t *testing.T) {
 		t.Fatalf("cosigned receipt after restart: %v", err)
 	}
 	var anchored anchor.Receipt
-	checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 		anchored, err = receipt(ml, true)
 		return err
 	})

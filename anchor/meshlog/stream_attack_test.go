@@ -18,6 +18,8 @@ import (
 	"github.com/bitmesh/bitmesh/anchor"
 	"github.com/bitmesh/bitmesh/anchor/meshlog"
 	"github.com/bitmesh/bitmesh/node"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // maxHeapGrowth is the bound PROTOCOL.md §18.3 promises for eight
@@ -181,7 +183,7 @@ func TestLogStreamConcurrencyBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if got := server.n.StreamsRefused()[meshlog.ProtocolID]; got != 6 {
 			return fmt.Errorf("%d streams refused, want 6", got)
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/bitmesh/bitmesh/gossip"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/node"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
 // TestHistorySyncAfterOutage stops node C while node A publishes 50
@@ -55,7 +57,7 @@ func TestHistorySyncAfterOutage(t *testing.T) {
 		if err := n.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		checkFor(t, 15*time.Second, 20*time.Millisecond, func() error {
+		testwait.For(t, 15*time.Second, 20*time.Millisecond, func() error {
 			if got := len(n.TopicPeers(topic)); got < 2 {
 				return fmt.Errorf("C has %d topic peers", got)
 			}
@@ -72,7 +74,7 @@ func TestHistorySyncAfterOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if got := logC.Logs()[0].Size; got != 5 {
 			return fmt.Errorf("C logged %d, want 5", got)
 		}
@@ -87,7 +89,7 @@ func TestHistorySyncAfterOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if got := a.log.Logs()[0].Size; got != 55 {
 			return fmt.Errorf("A logged %d, want 55", got)
 		}
@@ -99,7 +101,7 @@ func TestHistorySyncAfterOutage(t *testing.T) {
 
 	c, logC = startC()
 	defer c.Close()
-	checkFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if got := logC.Logs()[0].Size; got != 55 {
 			return fmt.Errorf("C's log has %d entries, want 55", got)
 		}

@@ -140,9 +140,9 @@ func TestMQTTGatewayKill9(t *testing.T) {
 		}
 		gw, _ = startGatewayProc(t, args...)
 	}
-	checkForT(t, 3*time.Minute, "every message sent", func() bool { return sent.Load() == int64(n) })
+	waitFor(t, 3*time.Minute, "every message sent", func() bool { return sent.Load() == int64(n) })
 	wg.Wait()
-	checkForT(t, time.Minute, "a PUBACK for every message (the client's store empty)", func() bool { return len(store.All()) == 0 })
+	waitFor(t, time.Minute, "a PUBACK for every message (the client's store empty)", func() bool { return len(store.All()) == 0 })
 	// A clean stop, then read the log the gateway kept.
 	_ = gw.cmd.Process.Signal(syscall.SIGTERM)
 	_ = gw.cmd.Wait()
@@ -218,15 +218,4 @@ func sum(xs []int) int {
 		s += x
 	}
 	return s
-}
-
-func checkForT(t *testing.T, total time.Duration, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", total, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
