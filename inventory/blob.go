@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"sync"
@@ -21,19 +22,39 @@ var (
 	_ blob = (*memBlob)(nil)
 )
 
-// memBlob is a blob in memory. Safe for concurrent access.
+// memPage is the unit in which a memBlob holds its bytes.
+const memPage = 64 << 10
+
+// memBlob is a blob in memory, kept in pages allocated on their first
+// write, so an object being fetched holds only the chunks that arrived;
+// bytes never written read as zeros, as in a sparse file. Safe for
+// concurrent access.
 type memBlob struct {
-	mu sync.Mutex // guards b
-	b  []byte
+	mu    sync.Mutex       // guards the fields below
+	size  int64            // as a file's: the end of the furthest write, or as truncated
+	pages map[int64][]byte // page number → its memPage bytes
 }
 
 func (m *memBlob) ReadAt(p []byte, off int64) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if off >= int64(len(m.b)) {
+	if off >= m.size {
 		return 0, io.EOF
 	}
-	n := copy(p, m.b[off:])
+	n := len(p)
+	if rest := m.size - off; int64(n) > rest {
+		n = int(rest)
+	}
+	for done := 0; done < n; {
+		pg, in := (off+int64(done))/memPage, int((off+int64(done))%memPage)
+		k := min(n-done, memPage-in)
+		if page, ok := m.pages[pg]; ok {
+			copy(p[done:done+k], page[in:])
+		} else {
+			clear(p[done : done+k])
+		}
+		done += k
+	}
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -43,20 +64,45 @@ func (m *memBlob) ReadAt(p []byte, off int64) (int, error) {
 func (m *memBlob) WriteAt(p []byte, off int64) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if end := off + int64(len(p)); end > int64(len(m.b)) {
-		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+	if m.pages == nil {
+		m.pages = make(map[int64][]byte)
 	}
-	return copy(m.b[off:], p), nil
+	for done := 0; done < len(p); {
+		pg, in := (off+int64(done))/memPage, int((off+int64(done))%memPage)
+		k := min(len(p)-done, memPage-in)
+		page, ok := m.pages[pg]
+		switch {
+		case ok:
+			copy(page[in:], p[done:done+k])
+		case k == memPage:
+			m.pages[pg] = bytes.Clone(p[done : done+k]) // no zeroing first
+		default:
+			page = make([]byte, memPage)
+			copy(page[in:], p[done:done+k])
+			m.pages[pg] = page
+		}
+		done += k
+	}
+	m.size = max(m.size, off+int64(len(p)))
+	return len(p), nil
 }
 
+// Truncate sets the size; bytes past a shrunk end are forgotten, so they
+// read as zeros if it grows again.
 func (m *memBlob) Truncate(size int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if size <= int64(len(m.b)) {
-		m.b = m.b[:size]
-	} else {
-		m.b = append(m.b, make([]byte, size-int64(len(m.b)))...)
+	if size < m.size {
+		for pg, page := range m.pages {
+			switch start := pg * memPage; {
+			case start >= size:
+				delete(m.pages, pg)
+			case start+memPage > size:
+				clear(page[size-start:])
+			}
+		}
 	}
+	m.size = size
 	return nil
 }
 
