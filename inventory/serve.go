@@ -29,6 +29,10 @@ func (x *Inventory) handleStream(s network.Stream) {
 		x.handleInv(p, req.IDs)
 		return
 	}
+	if req.Kind == KindGetData {
+		x.serveChunks(s, req)
+		return
+	}
 	w := bufio.NewWriterSize(s, 64<<10)
 	defer w.Flush()
 	id := req.IDs[0]
@@ -48,21 +52,26 @@ func (x *Inventory) handleStream(s network.Stream) {
 	case KindGetLeaves:
 		n, _ := w.Write(AppendLeavesAnswer(nil, x.store.Leaves(id)))
 		x.count(func(c *Counters) { c.ServedBytes += uint64(n) })
-	case KindGetData:
-		x.serveChunks(w, id, req)
 	}
 }
 
-// serveChunks writes the chunks of a getdata, one in memory at a time,
-// within ServeRate; a chunk past the object's end ends the answer with
-// notfound.
-func (x *Inventory) serveChunks(w *bufio.Writer, id ID, req Request) {
-	m, _, _ := x.store.Manifest(id)
-	buf := make([]byte, m.ChunkSize)
+// serveChunks answers a getdata: each chunk read into one buffer behind
+// its header and written in one piece (one chunk in memory at a time),
+// within ServeRate. An object not here, or a chunk past its end, ends the
+// answer with notfound.
+func (x *Inventory) serveChunks(w io.Writer, req Request) {
+	id := req.IDs[0]
+	m, _, err := x.store.Manifest(id)
+	if err != nil || !x.store.Complete(id) {
+		_, _ = w.Write([]byte{StatusNotFound})
+		return
+	}
+	const header = 5 // AppendChunkHeader's length
+	buf := make([]byte, header+m.ChunkSize)
 	for i := req.First; i < req.First+uint32(req.Count); i++ {
-		chunk, err := x.store.ReadChunk(id, i, buf)
+		chunk, err := x.store.ReadChunk(id, i, buf[header:])
 		if err != nil {
-			_ = w.WriteByte(StatusNotFound)
+			_, _ = w.Write([]byte{StatusNotFound})
 			return
 		}
 		if x.serve != nil {
@@ -73,15 +82,13 @@ func (x *Inventory) serveChunks(w *bufio.Writer, id ID, req Request) {
 				return
 			}
 		}
-		if _, err := w.Write(AppendChunkHeader(nil, len(chunk))); err != nil {
-			return
-		}
-		if _, err := w.Write(chunk); err != nil {
+		AppendChunkHeader(buf[:0], len(chunk))
+		if _, err := w.Write(buf[:header+len(chunk)]); err != nil {
 			return
 		}
 		x.count(func(c *Counters) {
 			c.ServedChunks++
-			c.ServedBytes += uint64(5 + len(chunk))
+			c.ServedBytes += uint64(header + len(chunk))
 		})
 	}
 }
