@@ -25,7 +25,13 @@ type hostileMode int
 const (
 	corruptChunk hostileMode = iota // serves every chunk with one bit flipped
 	stall                           // reads getdata requests and never answers
+	drip                            // serves every chunk intact, each dripDelay after the last
 )
+
+// dripDelay is how long a drip server waits before each chunk: under
+// testConfig's StallTimeout, so it is never silent long enough to be
+// scored for stalling.
+const dripDelay = 1500 * time.Millisecond
 
 // hostile is a libp2p host with a secp256k1 key that speaks
 // /bitmesh/inv/1.0.0 from a copy of an honest node's object, but
@@ -65,7 +71,15 @@ func hostile(t *testing.T, src inventory.ObjectInfo, from *inventory.Inventory, 
 			for i := req.First; i < req.First+uint32(req.Count); i++ {
 				off := int(i) * int(src.ChunkSize)
 				c := append([]byte(nil), data[off:min(off+int(src.ChunkSize), len(data))]...)
-				c[len(c)/2] ^= 1
+				if mode == drip {
+					select {
+					case <-stop:
+						return
+					case <-time.After(dripDelay):
+					}
+				} else {
+					c[len(c)/2] ^= 1
+				}
 				if _, err := s.Write(append(inventory.AppendChunkHeader(nil, len(c)), c...)); err != nil {
 					return
 				}
@@ -200,6 +214,56 @@ func TestStallingPeerBypassed(t *testing.T) {
 	})
 	if s := scoreOf(t, victim.n, antispam.PeerSubject(silent.ID())); s < 20 { // 25 transient points, decaying
 		t.Fatalf("stalling peer scored %d, want 25 less a few seconds of decay", s)
+	}
+}
+
+// TestDripFeederDroppedAtTheTail: a victim fetches from a hostile peer
+// that serves every chunk intact but slowly, each just inside the stall
+// timeout, and from an honest one. Holding its three requests of 16
+// chunks, the drip feeder alone would keep the download open for 16
+// delays (24 s). Once the honest peer has served the rest and sits idle,
+// the tail stall rule gives the feeder's chunks to it: the fetch
+// completes within a few seconds, the drop is counted, and the feeder is
+// not scored (a slow honest link looks the same).
+func TestDripFeederDroppedAtTheTail(t *testing.T) {
+	pub := startObjNode(t, "", testConfig())
+	path, want := randomFile(t, 64*int(inventory.MinChunkSize))
+	info, err := pub.inv.Share(context.Background(), path, inventory.ShareOptions{Type: "firmware"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc := testConfig()
+	vc.Types = []string{"firmware"}
+	victim := startObjNode(t, "", vc)
+	slow := hostile(t, info, pub.inv, drip)
+	connectHost(t, slow, victim)
+	if err := announce(t, slow, victim, info.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the victim asks the drip feeder first
+	connect(t, victim.n, pub.n)
+	start := time.Now()
+	testwait.For(t, 30*time.Second, 20*time.Millisecond, func() error {
+		got, err := victim.inv.Info(info.ID)
+		if err != nil || !got.Complete {
+			return errorf("victim has %+v, %v", got, err)
+		}
+		return nil
+	})
+	took := time.Since(start)
+	c := victim.inv.Counters()
+	t.Logf("complete %v after the honest peer connected; tail stalls %d, stalls %d", took, c.TailStalls, c.Stalls)
+	if took > 8*time.Second {
+		t.Fatalf("the drip feeder held the download %v; 16 delays are %v", took, 16*dripDelay)
+	}
+	if c.TailStalls == 0 {
+		t.Fatal("no tail stall counted")
+	}
+	if got := content(t, victim.inv, info.ID); string(got) != string(want) {
+		t.Fatal("victim's copy differs")
+	}
+	if s := scoreOf(t, victim.n, antispam.PeerSubject(slow.ID())); s != 0 {
+		t.Fatalf("drip feeder scored %d; slowness alone is not scored", s)
 	}
 }
 

@@ -50,7 +50,7 @@ func (x *Inventory) startFetch(id ID) (*fetch, error) {
 		return nil, nil
 	}
 	have := x.store.Have(id) // nil before the manifest is here: the run fills it
-	f := &fetch{core: newDownload(have), done: make(chan struct{})}
+	f := &fetch{core: newDownload(have), done: make(chan struct{}), staged: make(chan struct{}, 1)}
 	anns, _ := x.announced.Get(id)
 	for _, p := range anns {
 		f.core.addPeer(p, true)
@@ -104,13 +104,31 @@ func (x *Inventory) runFetch(ctx context.Context, id ID, f *fetch) error {
 	}
 	x.mu.Unlock()
 	failed := make(chan error, 1)
+	cctx, stopCommits := context.WithCancel(ctx)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		x.commitLoop(cctx, id, f, failed)
+	}()
+	defer func() { // no commit outlives the fetch
+		stopCommits()
+		<-committed
+	}()
 	for {
 		x.mu.Lock()
 		if f.core.complete() {
 			x.mu.Unlock()
 			return nil
 		}
+		stalled, recheck := f.core.tailStalls(time.Now())
+		for _, p := range stalled {
+			f.core.drop(p, false)
+			x.counts.TailStalls++
+		}
 		for _, p := range f.core.idle(x.cfg.Parallel, x.cfg.RequestsPerPeer) {
+			// The worker runs under the node's ctx, not the fetch's: a
+			// request silent past StallTimeout is scored even if the
+			// fetch completed meanwhile (see getData).
 			x.h.Go(func(ctx context.Context) {
 				if err := x.work(ctx, id, m, f, p); err != nil {
 					select {
@@ -123,9 +141,15 @@ func (x *Inventory) runFetch(ctx context.Context, id ID, f *fetch) error {
 		changed := f.core.changed
 		starved := f.core.usable() == 0
 		x.mu.Unlock()
-		var retry <-chan time.Time
+		for _, p := range stalled {
+			x.h.Logger().Info("object source too slow at the tail: its chunks go to another", "id", id, "peer", p)
+		}
+		var retry, tail <-chan time.Time
 		if starved {
 			retry = time.After(retryInterval)
+		}
+		if !recheck.IsZero() {
+			tail = time.After(time.Until(recheck))
 		}
 		select {
 		case <-ctx.Done():
@@ -133,6 +157,7 @@ func (x *Inventory) runFetch(ctx context.Context, id ID, f *fetch) error {
 		case err := <-failed:
 			return err
 		case <-changed:
+		case <-tail:
 		case <-retry:
 			x.readdPeers(f)
 		}
@@ -367,8 +392,11 @@ func (x *Inventory) work(ctx context.Context, id ID, m *Manifest, f *fetch, p pe
 	h := NewLeafHasher()
 	buf := make([]byte, m.ChunkSize) // one chunk: each is staged as it arrives
 	for {
+		if isDone(f) {
+			return nil
+		}
 		x.mu.Lock()
-		first, count := f.core.next(p, x.cfg.ChunksPerRequest)
+		first, count := f.core.next(p, x.cfg.ChunksPerRequest, time.Now())
 		changed, complete := f.core.changed, f.core.complete()
 		announced := f.core.announced(p)
 		x.mu.Unlock()
@@ -379,6 +407,8 @@ func (x *Inventory) work(ctx context.Context, id ID, m *Manifest, f *fetch, p pe
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-f.done:
+				return nil
 			case <-changed:
 				continue
 			}
@@ -387,10 +417,7 @@ func (x *Inventory) work(ctx context.Context, id ID, m *Manifest, f *fetch, p pe
 		x.mu.Lock()
 		f.core.release(p, first, count)
 		// Another request to p may have failed first: p is scored once.
-		firstFault := err != nil && !f.core.peers[p].dropped
-		if err != nil {
-			f.core.drop(p, isFault(err, announced))
-		}
+		firstFault := err != nil && f.core.fail(p, isFault(err, announced))
 		x.mu.Unlock()
 		if err != nil {
 			if errors.Is(err, errFatal) {
@@ -404,20 +431,26 @@ func (x *Inventory) work(ctx context.Context, id ID, m *Manifest, f *fetch, p pe
 	}
 }
 
-// getData asks p for count chunks from first, verifies each as it
-// arrives, and commits those that verified, even when a later one fails.
+// getData asks p for count chunks from first, verifies and stages each as
+// it arrives, and hands those that verified to the fetch's committer, even
+// when a later one fails.
 func (x *Inventory) getData(ctx context.Context, h *LeafHasher, buf []byte, id ID, m *Manifest, p peer.ID, first uint32, count int, f *fetch) error {
 	s, err := x.request(ctx, p, Request{Kind: KindGetData, IDs: []ID{id}, First: first, Count: uint16(count)}, x.cfg.StallTimeout)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	r := bufio.NewReaderSize(s, 64<<10)
-	var verified []Verified
 	var readErr error
 	for i := first; i < first+uint32(count); i++ {
+		if i > first && isDone(f) {
+			// The fetch ended (another source delivered the rest): stop
+			// after the chunk that was arriving, which is also what
+			// judges a source silent past StallTimeout.
+			_ = s.Reset()
+			return nil
+		}
 		c := buf[:m.ChunkLen(int(i))]
-		if readErr = ReadChunk(r, c); readErr != nil {
+		if readErr = ReadChunk(s, c); readErr != nil { // unbuffered: straight into buf
 			break
 		}
 		v, err := x.store.VerifyChunk(h, id, i, c)
@@ -428,7 +461,14 @@ func (x *Inventory) getData(ctx context.Context, h *LeafHasher, buf []byte, id I
 		if v, err = x.store.Stage(id, v); err != nil {
 			return fmt.Errorf("%w: %w", errFatal, err)
 		}
-		verified = append(verified, v)
+		x.mu.Lock()
+		f.core.stage(i)
+		f.pending = append(f.pending, v)
+		x.mu.Unlock()
+		select {
+		case f.staged <- struct{}{}:
+		default:
+		}
 		// A stall is silence: each chunk that arrives earns the peer
 		// another StallTimeout.
 		_ = s.SetReadDeadline(time.Now().Add(x.cfg.StallTimeout))
@@ -436,24 +476,68 @@ func (x *Inventory) getData(ctx context.Context, h *LeafHasher, buf []byte, id I
 	if readErr != nil {
 		_ = s.Reset()
 	}
-	if len(verified) > 0 {
-		if _, err := x.store.Commit(id, verified); err != nil {
-			// A disk that fails a write or a sync: the fetch stops, and
-			// resumes from what was acknowledged when the node restarts.
-			return fmt.Errorf("%w: %w", errFatal, err)
-		}
-		x.store.countFetched(id, len(verified))
-		x.mu.Lock()
-		x.counts.FetchedChunks += uint64(len(verified))
-		for _, v := range verified {
-			f.core.done(v.index)
-		}
-		x.mu.Unlock()
-	}
 	if readErr != nil && ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return readErr
+}
+
+// commitLoop commits f's staged chunks in groups until ctx ends: each
+// group is every chunk staged while the previous one synced, so one data
+// sync and one have-log sync acknowledge them all, and no worker waits for
+// the disk before its next request. A failed commit (a disk that fails a
+// write or a sync) ends the fetch; it resumes from what was acknowledged
+// when the node restarts.
+func (x *Inventory) commitLoop(ctx context.Context, id ID, f *fetch, failed chan<- error) {
+	for {
+		select {
+		case <-ctx.Done():
+			// Chunks staged but not yet synced are acknowledged now if the
+			// store is still open; otherwise they are fetched again.
+			x.commitStaged(id, f)
+			return
+		case <-f.staged:
+		}
+		if err := x.commitStaged(id, f); err != nil {
+			select {
+			case failed <- fmt.Errorf("%w: %w", errFatal, err):
+			default:
+			}
+			return
+		}
+	}
+}
+
+// commitStaged commits the chunks staged so far and marks them done.
+func (x *Inventory) commitStaged(id ID, f *fetch) error {
+	x.mu.Lock()
+	batch := f.pending
+	f.pending = nil
+	x.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	if _, err := x.store.Commit(id, batch); err != nil {
+		return err
+	}
+	x.store.countFetched(id, len(batch))
+	x.mu.Lock()
+	x.counts.FetchedChunks += uint64(len(batch))
+	for _, v := range batch {
+		f.core.done(v.index)
+	}
+	x.mu.Unlock()
+	return nil
+}
+
+// isDone reports whether fetch f has ended.
+func isDone(f *fetch) bool {
+	select {
+	case <-f.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // completed runs once an object is here whole: it retires the version the

@@ -60,6 +60,9 @@ type fetch struct {
 	core *download
 	done chan struct{} // closed when the fetch ends; err then says how
 	err  error
+
+	pending []Verified    // staged chunks waiting for the committer; Inventory.mu guards it
+	staged  chan struct{} // wakes the committer; capacity 1
 }
 
 // Counters count what the extension refused or dropped, by reason.
@@ -69,6 +72,7 @@ type Counters struct {
 	ProbesDropped  uint64 `json:"probes_dropped"`  // announced objects never probed: the probe queue was full
 	BadChunks      uint64 `json:"bad_chunks"`      // chunks, leaves or manifests that failed their hash
 	Stalls         uint64 `json:"stalls"`          // requests a peer left unanswered past StallTimeout
+	TailStalls     uint64 `json:"tail_stalls"`     // sources dropped from a download for holding its last chunks too long while another sat idle
 	NotFound       uint64 `json:"not_found"`       // notfound answers from peers that announced the object
 	QuotaRefused   uint64 `json:"quota_refused"`   // objects refused for their type's quota
 	Superseded     uint64 `json:"superseded"`      // older versions removed

@@ -47,11 +47,16 @@ type object struct {
 	data blob
 	log  blob
 
+	// syncMu serialises Commit's syncs and have-log appends, and is held
+	// by whoever closes the files; taken before mu. Stage and reads go on
+	// while a Commit waits for the disk.
+	syncMu  sync.Mutex
+	logSize int64 // guarded by syncMu
+
 	mu        sync.Mutex // guards the fields below
 	leaves    [][32]byte
 	have      []bool
 	haveCount int
-	logSize   int64
 	complete  bool
 	removed   bool
 	staged    map[uint32]bool // chunks written by Stage, not yet committed
@@ -267,10 +272,12 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, o := range s.objects {
+		o.syncMu.Lock()
 		o.mu.Lock()
 		o.close()
 		o.removed = true
 		o.mu.Unlock()
+		o.syncMu.Unlock()
 	}
 	s.objects = map[ID]*object{}
 	return nil
@@ -320,7 +327,7 @@ func (s *Store) Create(raw []byte) (ID, bool, error) {
 	}
 	o := &object{id: id, m: m, raw: slices.Clone(raw), have: make([]bool, m.Chunks())}
 	if s.dir == "" {
-		o.data, o.log = &memBlob{b: make([]byte, m.Size)}, &memBlob{}
+		o.data, o.log = &memBlob{size: int64(m.Size)}, &memBlob{}
 	} else if err := s.createDir(o); err != nil {
 		return ID{}, false, err
 	}
@@ -457,29 +464,38 @@ func (s *Store) Commit(id ID, chunks []Verified) (complete bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	o.syncMu.Lock()
+	defer o.syncMu.Unlock()
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.removed {
+		o.mu.Unlock()
 		return false, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	var recs []byte
+	seen := make(map[uint32]bool, len(chunks))
 	for _, c := range chunks {
-		if o.have[c.index] {
-			continue
+		if o.have[c.index] || seen[c.index] {
+			continue // a chunk two sources both delivered is recorded once
 		}
+		seen[c.index] = true
 		switch {
 		case c.data != nil:
 			if _, err := o.data.WriteAt(c.data, int64(c.index)*int64(o.m.ChunkSize)); err != nil {
+				o.mu.Unlock()
 				return false, err
 			}
 		case !o.staged[c.index]:
+			o.mu.Unlock()
 			return false, fmt.Errorf("inventory: chunk %d of %s committed without its bytes", c.index, id)
 		}
 		recs = append(recs, haveRecord(c.index)...)
 	}
+	done := o.complete
+	o.mu.Unlock()
 	if len(recs) == 0 {
-		return o.complete, nil
+		return done, nil
 	}
+	// The files stay open: closing them takes syncMu.
 	if err := o.data.Sync(); err != nil {
 		return false, err
 	}
@@ -490,6 +506,8 @@ func (s *Store) Commit(id ID, chunks []Verified) (complete bool, err error) {
 		return false, err
 	}
 	o.logSize += int64(len(recs))
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	for _, c := range chunks {
 		if !o.have[c.index] {
 			o.have[c.index] = true
@@ -497,11 +515,8 @@ func (s *Store) Commit(id ID, chunks []Verified) (complete bool, err error) {
 		}
 		delete(o.staged, c.index)
 	}
-	if o.haveCount < len(o.have) {
-		return false, nil
-	}
-	o.complete = true
-	return true, nil
+	o.complete = o.haveCount == len(o.have)
+	return o.complete, nil
 }
 
 // Remove deletes an object and its files.
@@ -513,6 +528,8 @@ func (s *Store) Remove(id ID) error {
 	if !ok {
 		return nil
 	}
+	o.syncMu.Lock()
+	defer o.syncMu.Unlock()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.removed = true

@@ -1,6 +1,8 @@
 package inventory
 
 import (
+	"time"
+
 	"bytes"
 	"errors"
 	"os"
@@ -300,7 +302,7 @@ func TestDownloadSchedule(t *testing.T) {
 		if s.do != nil {
 			s.do()
 		}
-		first, count := d.next(s.p, s.max)
+		first, count := d.next(s.p, s.max, time.Unix(0, 0))
 		if first != s.wantFirst || count != s.wantCount {
 			t.Fatalf("%s: next(%s) = %d+%d, want %d+%d", s.name, s.p, first, count, s.wantFirst, s.wantCount)
 		}
@@ -319,5 +321,60 @@ func TestDownloadSchedule(t *testing.T) {
 	d.drop(c, false)
 	if !d.addPeer(c, true) || d.usable() != 2 {
 		t.Fatal("a source that lacked the object was not taken back once it announced it")
+	}
+}
+
+// TestDownloadTailStalls walks the tail stall rule: nothing happens while
+// chunks are left to assign or no source is idle; once a source sits idle
+// at the tail, a source that has held a chunk for the window is returned
+// and the window doubles; its chunks go to the idle one when it is
+// dropped; a delivered chunk no longer counts against anyone.
+func TestDownloadTailStalls(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	a, b := peer.ID("a"), peer.ID("b")
+	d := newDownload(make([]bool, 6))
+	d.addPeer(a, true)
+	d.addPeer(b, true)
+	if _, n := d.next(a, 2, at(0)); n != 2 {
+		t.Fatalf("a got %d chunks", n)
+	}
+	if got, _ := d.tailStalls(at(time.Hour)); got != nil {
+		t.Fatalf("chunks left to assign, yet %v stalled", got)
+	}
+	if _, n := d.next(b, 4, at(time.Second)); n != 4 {
+		t.Fatalf("b got %d chunks", n)
+	}
+	if got, _ := d.tailStalls(at(time.Hour)); got != nil {
+		t.Fatalf("no source idle, yet %v stalled", got)
+	}
+	// a delivers both its chunks and sits idle; b holds four.
+	d.stage(0)
+	d.stage(1)
+	got, recheck := d.tailStalls(at(2 * time.Second))
+	if got != nil || !recheck.Equal(at(time.Second+tailWindowMin)) {
+		t.Fatalf("at 2 s: stalled %v, recheck %v; want none before %v", got, recheck, at(time.Second+tailWindowMin))
+	}
+	got, _ = d.tailStalls(at(time.Second + tailWindowMin))
+	if len(got) != 1 || got[0] != b {
+		t.Fatalf("at the window: stalled %v, want [b]", got)
+	}
+	if d.window != 2*tailWindowMin {
+		t.Fatalf("window %v after a stall, want doubled", d.window)
+	}
+	// b's late delivery of one chunk still counts; the rest go to a.
+	d.stage(2)
+	d.drop(b, false)
+	if first, n := d.next(a, 8, at(4*time.Second)); first != 3 || n != 3 {
+		t.Fatalf("a got %d+%d after b's drop, want 3+3", first, n)
+	}
+	for i := range uint32(6) {
+		d.done(i)
+	}
+	if !d.complete() || d.unassigned != 0 || d.peers[a].held != 0 || d.peers[b].held != 0 {
+		t.Fatalf("complete %v, unassigned %d, held a %d b %d", d.complete(), d.unassigned, d.peers[a].held, d.peers[b].held)
+	}
+	if !d.addPeer(b, true) {
+		t.Fatal("a source dropped for slowness was not taken back once it announced again")
 	}
 }

@@ -67,6 +67,7 @@ type RolloutReport struct {
 	// counters: what adversaries cost them.
 	BadChunks     uint64 `json:"bad_chunks"`
 	Stalls        uint64 `json:"stalls"`
+	TailStalls    uint64 `json:"tail_stalls"`
 	InvOverBudget uint64 `json:"inv_over_budget"`
 }
 
@@ -221,6 +222,7 @@ func (r *rolloutRun) report(gossipPerByte float64) *RolloutReport {
 		rep.BytesMoved += int64(c.ServedBytes)
 		rep.BadChunks += c.BadChunks
 		rep.Stalls += c.Stalls
+		rep.TailStalls += c.TailStalls
 		rep.InvOverBudget += c.InvOverBudget
 		if i == r.spec.Publisher || r.object == nil {
 			continue

@@ -54,7 +54,7 @@ func Summary(r Report) string {
 		row("rollout: seconds to complete p50 / p95 / max", "%.0f / %.0f / %.0f", ro.CompleteSeconds.P50, ro.CompleteSeconds.P95, ro.CompleteSeconds.Max)
 		row("rollout: bytes moved / receivers × size", "%d / %d = %.4f", ro.BytesMoved, int64(ro.Receivers)*int64(ro.ObjectBytes), ro.BytesRatio)
 		row("rollout: as GossipSub messages (measured cost per byte)", "%.0f bytes (%.2f × receivers × size)", ro.GossipSubEquivalent, ro.GossipSubBytesPerByte)
-		row("rollout: bad chunks / stalls / announced IDs over budget", "%d / %d / %d", ro.BadChunks, ro.Stalls, ro.InvOverBudget)
+		row("rollout: bad chunks / stalls / tail stalls / announced IDs over budget", "%d / %d / %d / %d", ro.BadChunks, ro.Stalls, ro.TailStalls, ro.InvOverBudget)
 	}
 	row("virtual / wall time", "%.0f s / %.1f s", r.VirtualSeconds, r.WallSeconds)
 	return b.String()
