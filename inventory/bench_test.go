@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -34,26 +38,90 @@ func tcpInfo(id peer.ID, addrs []multiaddr.Multiaddr) peer.AddrInfo {
 
 // BenchmarkTransfer compares fetching a 64 MiB object between two real
 // nodes on loopback with copying the same bytes over a raw libp2p stream
-// between two bare hosts (same transport: TCP, Noise, yamux). Run the
-// sub-benchmarks together (PERFORMANCE.md):
+// (same transport: TCP, TLS, yamux). Run the sub-benchmarks together
+// (PERFORMANCE.md):
 //
 //	go test -run '^$' -bench 'Transfer|ChunkVerify' -benchtime 5x ./inventory/
 //
-// "inventory/disk" keeps the object in the data directory with fsync per
-// request, as a device does; "inventory/memory" keeps it in memory (a
-// node without a data directory), which isolates the protocol's cost.
+// "inventory/disk" keeps the object in the data directory, each chunk
+// acknowledged once synced, as a device does; "inventory/memory" keeps it
+// in memory (a node without a data directory), which isolates the
+// protocol's cost. The raw streams run between two bare hosts
+// ("raw-stream") or between two nodes' hosts, and their receiver either
+// discards the bytes, hashes each 256 KiB as a leaf ("-sha256": the least
+// any verified transfer costs), or writes them to a file synced every
+// 4 MiB ("-disk": what the disk store must at least do).
 func BenchmarkTransfer(b *testing.B) {
 	for _, store := range []string{"disk", "memory"} {
 		b.Run("inventory/"+store, func(b *testing.B) { benchInventory(b, store == "disk") })
 	}
 	b.Run("raw-stream", benchRawStream)
-	b.Run("raw-stream-nodes", benchRawStreamNodes)
+	b.Run("raw-stream-nodes", func(b *testing.B) { benchRawStreamNodes(b, discardSink) })
+	b.Run("raw-stream-nodes-sha256", func(b *testing.B) { benchRawStreamNodes(b, hashSink) })
+	b.Run("raw-stream-nodes-disk", func(b *testing.B) { benchRawStreamNodes(b, fileSink(b.TempDir())) })
+}
+
+// A sink takes the bytes a raw stream delivers and returns their count.
+type sink func(r io.Reader) (int64, error)
+
+func discardSink(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }
+
+// hashSink hashes every chunk as the fetcher does.
+func hashSink(r io.Reader) (int64, error) {
+	h := inventory.NewLeafHasher()
+	buf := make([]byte, inventory.DefaultChunkSize)
+	var n int64
+	for {
+		k, err := io.ReadFull(r, buf)
+		if k > 0 {
+			h.Sum(buf[:k])
+			n += int64(k)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return n, nil
+		} else if err != nil {
+			return n, err
+		}
+	}
+}
+
+// fileSink writes the bytes to a file in dir, synced every 16 chunks as
+// one getdata's are.
+func fileSink(dir string) sink {
+	return func(r io.Reader) (int64, error) {
+		f, err := os.Create(filepath.Join(dir, "raw"))
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		buf := make([]byte, inventory.DefaultChunkSize)
+		var n int64
+		for i := 1; ; i++ {
+			k, err := io.ReadFull(r, buf)
+			if k > 0 {
+				if _, werr := f.WriteAt(buf[:k], n); werr != nil {
+					return n, werr
+				}
+				n += int64(k)
+			}
+			if i%16 == 0 || err != nil {
+				if serr := f.Sync(); serr != nil {
+					return n, serr
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return n, nil
+			} else if err != nil {
+				return n, err
+			}
+		}
+	}
 }
 
 // benchRawStreamNodes copies the bytes over a raw stream between two
 // bitmesh nodes' hosts: the same hosts, transports and resource manager
-// the inventory benchmarks use, without the protocol.
-func benchRawStreamNodes(b *testing.B) {
+// the inventory benchmarks use, without the protocol; recv takes them.
+func benchRawStreamNodes(b *testing.B, recv sink) {
 	const proto = "/bench/copy/1.0.0"
 	srv, _ := benchNode(b, "")
 	defer srv.Close()
@@ -66,6 +134,7 @@ func benchRawStreamNodes(b *testing.B) {
 			}
 		}
 	})
+	var cpu cpuMeter
 	b.SetBytes(benchSize)
 	b.ResetTimer()
 	for range b.N {
@@ -75,19 +144,22 @@ func benchRawStreamNodes(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		cpu.start()
 		s, err := cli.Host().NewStream(context.Background(), srv.PeerID(), proto)
 		if err != nil {
 			b.Fatal(err)
 		}
-		n, err := io.Copy(io.Discard, s)
+		n, err := recv(s)
 		if err != nil || n != benchSize {
 			b.Fatalf("copied %d bytes: %v", n, err)
 		}
 		s.Close()
+		cpu.stop()
 		b.StopTimer()
 		cli.Close()
 		b.StartTimer()
 	}
+	cpu.report(b)
 }
 
 func benchNode(b *testing.B, dir string) (*node.Node, *inventory.Inventory) {
@@ -125,6 +197,7 @@ func benchInventory(b *testing.B, disk bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	var cpu cpuMeter
 	b.SetBytes(benchSize)
 	b.ResetTimer()
 	for range b.N {
@@ -134,13 +207,16 @@ func benchInventory(b *testing.B, disk bool) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		cpu.start()
 		if err := inv.Fetch(context.Background(), info.ID); err != nil {
 			b.Fatal(err)
 		}
+		cpu.stop()
 		b.StopTimer()
 		n.Close()
 		b.StartTimer()
 	}
+	cpu.report(b)
 }
 
 func writeBenchFile(b *testing.B, dir string) string {
@@ -180,6 +256,7 @@ func benchRawStream(b *testing.B) {
 			}
 		}
 	})
+	var cpu cpuMeter
 	b.SetBytes(benchSize)
 	b.ResetTimer()
 	for range b.N {
@@ -189,6 +266,7 @@ func benchRawStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		cpu.start()
 		s, err := cli.NewStream(context.Background(), srv.ID(), proto)
 		if err != nil {
 			b.Fatal(err)
@@ -198,10 +276,12 @@ func benchRawStream(b *testing.B) {
 			b.Fatalf("copied %d bytes: %v", n, err)
 		}
 		s.Close()
+		cpu.stop()
 		b.StopTimer()
 		cli.Close()
 		b.StartTimer()
 	}
+	cpu.report(b)
 }
 
 // BenchmarkChunkVerify compares checking a 256 KiB chunk against its leaf
@@ -233,4 +313,25 @@ func BenchmarkChunkVerify(b *testing.B) {
 			sha256.Sum256(chunk)
 		}
 	})
+}
+
+// cpuMeter sums the process's CPU time (both nodes, every core) over the
+// timed transfers: with the cores shared, a transfer can go no faster than
+// its CPU time divided by the cores.
+type cpuMeter struct{ total, begun time.Duration }
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func (c *cpuMeter) start() { c.begun = processCPU() }
+func (c *cpuMeter) stop()  { c.total += processCPU() - c.begun }
+
+// report adds the CPU milliseconds per transfer to b's results.
+func (c *cpuMeter) report(b *testing.B) {
+	b.ReportMetric(float64(c.total)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 }
