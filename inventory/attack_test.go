@@ -170,13 +170,15 @@ func TestBadChunkBannedAtFirstChunk(t *testing.T) {
 	}
 }
 
-// TestStallingPeerBypassed: a victim fetches from a hostile peer that
-// takes getdata requests and never answers, and an honest one. The
-// stalling peer is scored for it and its chunks go to the honest one; the
-// fetch completes within a few stall timeouts.
-func TestStallingPeerBypassed(t *testing.T) {
+// hostileFirst publishes a size-byte object on an honest node and
+// starts a victim that wants it. A hostile server in mode announces it
+// first; 200 ms later, once the victim's requests to it are out, the
+// honest node connects. It returns the victim, the hostile host and how
+// long the fetch took from then, once the victim holds the object intact.
+func hostileFirst(t *testing.T, size int, mode hostileMode) (objNode, host.Host, time.Duration) {
+	t.Helper()
 	pub := startObjNode(t, "", testConfig())
-	path, want := randomFile(t, 1<<20)
+	path, want := randomFile(t, size)
 	info, err := pub.inv.Share(context.Background(), path, inventory.ShareOptions{Type: "firmware"})
 	if err != nil {
 		t.Fatal(err)
@@ -184,28 +186,38 @@ func TestStallingPeerBypassed(t *testing.T) {
 	vc := testConfig()
 	vc.Types = []string{"firmware"}
 	victim := startObjNode(t, "", vc)
-	silent := hostile(t, info, pub.inv, stall)
-	connectHost(t, silent, victim)
-	if err := announce(t, silent, victim, info.ID); err != nil {
+	bad := hostile(t, info, pub.inv, mode)
+	connectHost(t, bad, victim)
+	if err := announce(t, bad, victim, info.ID); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // the victim asks the silent peer first
+	time.Sleep(200 * time.Millisecond) // the victim asks the hostile peer first
 	connect(t, victim.n, pub.n)
 	start := time.Now()
-	testwait.For(t, 20*time.Second, 20*time.Millisecond, func() error {
+	testwait.For(t, 30*time.Second, 20*time.Millisecond, func() error {
 		got, err := victim.inv.Info(info.ID)
 		if err != nil || !got.Complete {
 			return errorf("victim has %+v, %v", got, err)
 		}
 		return nil
 	})
-	t.Logf("complete %v after the honest peer connected", time.Since(start))
+	took := time.Since(start)
 	if got := content(t, victim.inv, info.ID); string(got) != string(want) {
 		t.Fatal("victim's copy differs")
 	}
+	return victim, bad, took
+}
+
+// TestStallingPeerBypassed: a victim fetches from a hostile peer that
+// takes getdata requests and never answers, and an honest one. The
+// stalling peer is scored for it and its chunks go to the honest one; the
+// fetch completes within a few stall timeouts.
+func TestStallingPeerBypassed(t *testing.T) {
+	victim, silent, took := hostileFirst(t, 1<<20, stall)
+	t.Logf("complete %v after the honest peer connected", took)
 	// The stall is scored as the silent peer's requests time out, which
-	// is also when its chunks go to the honest peer: just around the
-	// completion.
+	// is around the completion: its chunks went to the honest peer at
+	// the tail stall window or at the timeout, whichever came first.
 	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if c := victim.inv.Counters(); c.Stalls < 1 {
 			return errorf("stalls counted %d", c.Stalls)
@@ -226,31 +238,7 @@ func TestStallingPeerBypassed(t *testing.T) {
 // completes within a few seconds, the drop is counted, and the feeder is
 // not scored (a slow honest link looks the same).
 func TestDripFeederDroppedAtTheTail(t *testing.T) {
-	pub := startObjNode(t, "", testConfig())
-	path, want := randomFile(t, 64*int(inventory.MinChunkSize))
-	info, err := pub.inv.Share(context.Background(), path, inventory.ShareOptions{Type: "firmware"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc := testConfig()
-	vc.Types = []string{"firmware"}
-	victim := startObjNode(t, "", vc)
-	slow := hostile(t, info, pub.inv, drip)
-	connectHost(t, slow, victim)
-	if err := announce(t, slow, victim, info.ID); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond) // the victim asks the drip feeder first
-	connect(t, victim.n, pub.n)
-	start := time.Now()
-	testwait.For(t, 30*time.Second, 20*time.Millisecond, func() error {
-		got, err := victim.inv.Info(info.ID)
-		if err != nil || !got.Complete {
-			return errorf("victim has %+v, %v", got, err)
-		}
-		return nil
-	})
-	took := time.Since(start)
+	victim, slow, took := hostileFirst(t, 64*int(inventory.MinChunkSize), drip)
 	c := victim.inv.Counters()
 	t.Logf("complete %v after the honest peer connected; tail stalls %d, stalls %d", took, c.TailStalls, c.Stalls)
 	if took > 8*time.Second {
@@ -258,9 +246,6 @@ func TestDripFeederDroppedAtTheTail(t *testing.T) {
 	}
 	if c.TailStalls == 0 {
 		t.Fatal("no tail stall counted")
-	}
-	if got := content(t, victim.inv, info.ID); string(got) != string(want) {
-		t.Fatal("victim's copy differs")
 	}
 	if s := scoreOf(t, victim.n, antispam.PeerSubject(slow.ID())); s != 0 {
 		t.Fatalf("drip feeder scored %d; slowness alone is not scored", s)
