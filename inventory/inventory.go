@@ -84,6 +84,16 @@ type Counters struct {
 	StoreRecovered uint64 `json:"store_recovered"` // repairs made when the store opened
 }
 
+// Refusals returns the counters of what was refused or dropped, by reason
+// (the JSON names), for metrics: every reason, even at 0.
+func (c Counters) Refusals() map[string]uint64 {
+	return map[string]uint64{
+		"inv_over_budget": c.InvOverBudget, "inv_malformed": c.InvMalformed, "probes_dropped": c.ProbesDropped,
+		"bad_chunks": c.BadChunks, "stalls": c.Stalls, "tail_stalls": c.TailStalls, "not_found": c.NotFound,
+		"quota_refused": c.QuotaRefused,
+	}
+}
+
 var (
 	_ ext.Extension = (*Inventory)(nil)
 	_ ext.Streams   = (*Inventory)(nil)

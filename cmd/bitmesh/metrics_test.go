@@ -48,7 +48,9 @@ func TestNodeMetricsEndpoint(t *testing.T) {
 		{"/metrics", "bitmesh_node_running 1"},
 		{"/metrics", "go_goroutines"},
 		{"/metrics", `bitmesh_log_entries{topic="e2e/metrics"} 0`}, // the meshlog extension, wired
-		{"/metrics", "libp2p_"},                                    // the host's own metrics, in the same registry
+		{"/metrics", `bitmesh_objects{state="complete"} 0`},        // the inventory extension, wired
+		{"/metrics", `bitmesh_object_refused_total{reason="tail_stalls"} 0`},
+		{"/metrics", "libp2p_"}, // the host's own metrics, in the same registry
 	} {
 		if code, body := get(tc.path); code != http.StatusOK || !strings.Contains(body, tc.contains) {
 			t.Fatalf("GET %s: %d, body lacks %q:\n%.2000s", tc.path, code, tc.contains, body)

@@ -443,7 +443,7 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 
 	var metricsAddr string
 	if reg != nil {
-		msrv, addr, err := serveMetrics(reg, n, logs, o, log)
+		msrv, addr, err := serveMetrics(reg, n, logs, objects, o, log)
 		if err != nil {
 			return err
 		}
@@ -507,11 +507,11 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 // serveMetrics serves the node's metrics and health endpoints on their own
 // listener, o.metrics, and returns the server, to close, and its address.
 // Nothing there needs the control API's token, and nothing there acts.
-func serveMetrics(reg *prometheus.Registry, n *node.Node, logs *meshlog.MeshLog, o nodeOptions, log *slog.Logger) (*http.Server, string, error) {
+func serveMetrics(reg *prometheus.Registry, n *node.Node, logs *meshlog.MeshLog, objects *inventory.Inventory, o nodeOptions, log *slog.Logger) (*http.Server, string, error) {
 	if !o.metricsLoop {
 		log.Warn("metrics listen beyond loopback: anyone who reaches them reads the node's peers, traffic and refusals", "metrics", o.metrics)
 	}
-	h, err := metrics.New(reg, n, metrics.WithLogs(metricsLogs(logs)))
+	h, err := metrics.New(reg, n, metrics.WithLogs(metricsLogs(logs)), metrics.WithObjects(metricsObjects(objects)))
 	if err != nil {
 		return nil, "", err
 	}
@@ -526,6 +526,22 @@ func serveMetrics(reg *prometheus.Registry, n *node.Node, logs *meshlog.MeshLog,
 		}
 	}()
 	return srv, ln.Addr().String(), nil
+}
+
+// metricsObjects reports the object store's state to package metrics.
+func metricsObjects(x *inventory.Inventory) func() metrics.Objects {
+	return func() metrics.Objects {
+		c := x.Counters()
+		o := metrics.Objects{Refused: c.Refusals(), FetchedChunks: c.FetchedChunks, ServedChunks: c.ServedChunks, ServedBytes: c.ServedBytes}
+		for _, info := range x.Objects() {
+			if info.Complete {
+				o.Complete++
+			} else {
+				o.Incomplete++
+			}
+		}
+		return o
+	}
 }
 
 // metricsLogs reports the Merkle logs' state to package metrics.

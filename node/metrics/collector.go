@@ -24,8 +24,24 @@ type Log struct {
 	AnchoredBy     map[string]uint64 // anchor kind → size of the newest checkpoint it confirmed
 }
 
+// Objects is the object store's and transfers' state, as the inventory
+// extension reports it (cmd/bitmesh adapts Inventory.Objects and
+// Counters).
+type Objects struct {
+	Complete      int               // objects held whole
+	Incomplete    int               // objects being fetched, or waiting to resume
+	Refused       map[string]uint64 // what the object protocol refused or dropped, by a fixed set of reasons
+	FetchedChunks uint64            // chunks fetched from peers, verified and committed
+	ServedChunks  uint64            // chunks sent to peers
+	ServedBytes   uint64            // bytes of answers sent to peers
+}
+
 // Option configures New.
 type Option func(*collector)
+
+// WithObjects reports the object store f describes at each scrape. f
+// must be safe to call from any goroutine and quick.
+func WithObjects(f func() Objects) Option { return func(c *collector) { c.objects = f } }
 
 // WithLogs reports the Merkle logs f describes at each scrape. f must be
 // safe to call from any goroutine and quick; it may return nil (no logs,
@@ -62,6 +78,11 @@ var (
 	descLogCheckpointAt = desc("log_checkpoint_timestamp_seconds", "Unix time at which the newest checkpoint of a topic's log was signed (absent until the node signs one): its age is time() minus this.", "topic")
 	descLogAnchorSize   = desc("log_anchor_size", "Size of the newest checkpoint of a topic's log confirmed by an anchor of a kind (opentimestamps, bitcoin-opreturn).", "topic", "kind")
 	descLogRefused      = desc("log_refused_total", "Envelopes a topic's log refused, by reason.", "topic", "reason")
+	descObjects         = desc("objects", "Objects in the store, by state: complete, or incomplete (being fetched or waiting to resume).", "state")
+	descObjectRefused   = desc("object_refused_total", "What the object protocol refused or dropped, by reason (bad chunks, stalls, tail stalls, announcements over budget, ...).", "reason")
+	descObjectFetched   = desc("object_fetched_chunks_total", "Object chunks fetched from peers, verified and committed.")
+	descObjectServed    = desc("object_served_chunks_total", "Object chunks sent to peers.")
+	descObjectBytes     = desc("object_served_bytes_total", "Bytes of object answers (chunks, leaf lists, manifests) sent to peers.")
 )
 
 // subjectKinds are the ledger's subject kinds, each reported even at 0.
@@ -69,8 +90,9 @@ var subjectKinds = []antispam.SubjectKind{antispam.SubjectPeer, antispam.Subject
 
 // collector reads the node when Prometheus collects: no state of its own.
 type collector struct {
-	n    *node.Node
-	logs func() []Log
+	n       *node.Node
+	logs    func() []Log
+	objects func() Objects
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -83,6 +105,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.logs != nil {
 		for _, d := range []*prometheus.Desc{descLogEntries, descLogBytes, descLogCheckpoint, descLogAnchored, descLogPending, descLogRefused, descLogCheckpointAt, descLogAnchorSize} {
+			ch <- d
+		}
+	}
+	if c.objects != nil {
+		for _, d := range []*prometheus.Desc{descObjects, descObjectRefused, descObjectFetched, descObjectServed, descObjectBytes} {
 			ch <- d
 		}
 	}
@@ -149,6 +176,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- counter(descLogRefused, v, l.Topic, reason)
 			}
 		}
+	}
+	if c.objects != nil {
+		o := c.objects()
+		ch <- gauge(descObjects, float64(o.Complete), "complete")
+		ch <- gauge(descObjects, float64(o.Incomplete), "incomplete")
+		for reason, v := range o.Refused {
+			ch <- counter(descObjectRefused, v, reason)
+		}
+		ch <- counter(descObjectFetched, o.FetchedChunks)
+		ch <- counter(descObjectServed, o.ServedChunks)
+		ch <- counter(descObjectBytes, o.ServedBytes)
 	}
 }
 

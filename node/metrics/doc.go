@@ -21,7 +21,7 @@
 //	n, err := node.New(cfg, node.WithLibp2pOptions(libp2p.PrometheusRegisterer(reg)))
 //	...
 //	if err := n.Start(ctx); err != nil { ... }
-//	h, err := metrics.New(reg, n, metrics.WithLogs(logsOf(meshLog)))
+//	h, err := metrics.New(reg, n, metrics.WithLogs(logsOf(meshLog)), metrics.WithObjects(objectsOf(inv)))
 //	srv := metrics.NewServer(h) // bounded timeouts and header size
 //	go srv.Serve(ln)
 //
@@ -29,9 +29,9 @@
 //
 // Every bitmesh_ metric is read from the node when Prometheus scrapes
 // (Node.Peers, Topics, ValidatorStats, Messages, Drops, Bans, Scores,
-// StreamsRefused, and the Merkle logs through WithLogs): nothing is added
-// to the node's hot paths, and a scrape costs one pass over the node's
-// state. Counters count since the node started; a restart resets them,
+// StreamsRefused, the Merkle logs through WithLogs and the object store
+// through WithObjects): nothing is added to the node's hot paths, and a
+// scrape costs one pass over the node's state. Counters count since the node started; a restart resets them,
 // which Prometheus's rate() handles.
 //
 // No label is taken from what peers control: drop and refusal reasons are

@@ -108,7 +108,9 @@ func TestScrapeTwoNodes(t *testing.T) {
 	logs := []Log{{Topic: topic, Entries: 3, Bytes: 300, Checkpoint: 2, PendingAnchors: 1, Refused: map[string]uint64{"device-quota": 4},
 		CheckpointTime: time.Unix(1_764_000_000, 0), AnchoredBy: map[string]uint64{"opentimestamps": 1}}}
 	a := startNode(t, ctx, node.LocalConfig(), node.WithLibp2pOptions(libp2p.PrometheusRegisterer(reg)))
-	h, err := New(reg, a, WithLogs(func() []Log { return logs }))
+	objects := Objects{Complete: 2, Incomplete: 1, Refused: map[string]uint64{"bad_chunks": 1, "tail_stalls": 0},
+		FetchedChunks: 48, ServedChunks: 16, ServedBytes: 16 * 262149}
+	h, err := New(reg, a, WithLogs(func() []Log { return logs }), WithObjects(func() Objects { return objects }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +184,13 @@ func TestScrapeTwoNodes(t *testing.T) {
 		{"bitmesh_log_refused_total", []string{"topic", topic, "reason", "device-quota"}, 4, 4},
 		{"bitmesh_log_checkpoint_timestamp_seconds", []string{"topic", topic}, 1_764_000_000, 1_764_000_000},
 		{"bitmesh_log_anchor_size", []string{"topic", topic, "kind", "opentimestamps"}, 1, 1},
+		{"bitmesh_objects", []string{"state", "complete"}, 2, 2},
+		{"bitmesh_objects", []string{"state", "incomplete"}, 1, 1},
+		{"bitmesh_object_refused_total", []string{"reason", "bad_chunks"}, 1, 1},
+		{"bitmesh_object_refused_total", []string{"reason", "tail_stalls"}, 0, 0},
+		{"bitmesh_object_fetched_chunks_total", nil, 48, 48},
+		{"bitmesh_object_served_chunks_total", nil, 16, 16},
+		{"bitmesh_object_served_bytes_total", nil, 16 * 262149, 16 * 262149},
 		{"bitmesh_topic_peers", []string{"topic", topic}, anyValue, 1},
 		{"bitmesh_validate_seconds", nil, anyValue, 2 * count}, // its sample count
 		{"bitmesh_publish_seal_seconds", nil, anyValue, count},
