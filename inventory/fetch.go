@@ -520,13 +520,17 @@ func (x *Inventory) commitStaged(id ID, f *fetch) error {
 	if _, err := x.store.Commit(id, batch); err != nil {
 		return err
 	}
-	x.store.countFetched(id, len(batch))
 	x.mu.Lock()
-	x.counts.FetchedChunks += uint64(len(batch))
+	n := 0 // a chunk two sources both delivered counts once
 	for _, v := range batch {
+		if !f.core.have[v.index] {
+			n++
+		}
 		f.core.done(v.index)
 	}
+	x.counts.FetchedChunks += uint64(n)
 	x.mu.Unlock()
+	x.store.countFetched(id, n)
 	return nil
 }
 
