@@ -134,48 +134,31 @@ func connectHost(t *testing.T, h host.Host, n objNode) {
 // one. The victim bans the hostile peer at its first bad chunk (one
 // bad-chunk count, score 100) and completes from the honest peer.
 func TestBadChunkBannedAtFirstChunk(t *testing.T) {
-	pub := startObjNode(t, "", testConfig())
-	path, want := randomFile(t, 1<<20)
-	info, err := pub.inv.Share(context.Background(), path, inventory.ShareOptions{Type: "firmware"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc := testConfig()
-	vc.Types = []string{"firmware"}
-	victim := startObjNode(t, "", vc)
-	bad := hostile(t, info, pub.inv, corruptChunk)
-	connectHost(t, bad, victim)
-	if err := announce(t, bad, victim, info.ID); err != nil {
-		t.Fatal(err)
-	}
+	r := hostileFirst(t, 1<<20, corruptChunk)
 	testwait.For(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if s := scoreOf(t, victim.n, antispam.PeerSubject(bad.ID())); s < 100 {
+		if s := scoreOf(t, r.victim.n, antispam.PeerSubject(r.bad.ID())); s < 100 {
 			return errorf("hostile peer scored %d", s)
 		}
 		return nil
 	})
-	if c := victim.inv.Counters(); c.BadChunks != 1 {
+	if c := r.victim.inv.Counters(); c.BadChunks != 1 {
 		t.Fatalf("bad chunks counted %d, want exactly the first one", c.BadChunks)
 	}
-	connect(t, victim.n, pub.n)
-	testwait.For(t, 20*time.Second, 20*time.Millisecond, func() error {
-		got, err := victim.inv.Info(info.ID)
-		if err != nil || !got.Complete {
-			return errorf("victim has %+v, %v", got, err)
-		}
-		return nil
-	})
-	if got := content(t, victim.inv, info.ID); string(got) != string(want) {
-		t.Fatal("victim's copy differs")
-	}
+	r.honestJoins(t)
 }
 
-// hostileFirst publishes a size-byte object on an honest node and
-// starts a victim that wants it. A hostile server in mode announces it
-// first; 200 ms later, once the victim's requests to it are out, the
-// honest node connects. It returns the victim, the hostile host and how
-// long the fetch took from then, once the victim holds the object intact.
-func hostileFirst(t *testing.T, size int, mode hostileMode) (objNode, host.Host, time.Duration) {
+// hostileRace is a fetch of an object from a hostile server first and an
+// honest one after.
+type hostileRace struct {
+	pub, victim objNode
+	bad         host.Host
+	id          inventory.ID
+	want        []byte
+}
+
+// hostileFirst publishes a size-byte object on an honest node and starts
+// a victim that wants it; a hostile server in mode announces it first.
+func hostileFirst(t *testing.T, size int, mode hostileMode) hostileRace {
 	t.Helper()
 	pub := startObjNode(t, "", testConfig())
 	path, want := randomFile(t, size)
@@ -191,21 +174,27 @@ func hostileFirst(t *testing.T, size int, mode hostileMode) (objNode, host.Host,
 	if err := announce(t, bad, victim, info.ID); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // the victim asks the hostile peer first
-	connect(t, victim.n, pub.n)
+	return hostileRace{pub: pub, victim: victim, bad: bad, id: info.ID, want: want}
+}
+
+// honestJoins connects the honest node to the victim and returns how long
+// the fetch took from then, once the victim holds the object intact.
+func (r hostileRace) honestJoins(t *testing.T) time.Duration {
+	t.Helper()
+	connect(t, r.victim.n, r.pub.n)
 	start := time.Now()
 	testwait.For(t, 30*time.Second, 20*time.Millisecond, func() error {
-		got, err := victim.inv.Info(info.ID)
+		got, err := r.victim.inv.Info(r.id)
 		if err != nil || !got.Complete {
 			return errorf("victim has %+v, %v", got, err)
 		}
 		return nil
 	})
 	took := time.Since(start)
-	if got := content(t, victim.inv, info.ID); string(got) != string(want) {
+	if got := content(t, r.victim.inv, r.id); string(got) != string(r.want) {
 		t.Fatal("victim's copy differs")
 	}
-	return victim, bad, took
+	return took
 }
 
 // TestStallingPeerBypassed: a victim fetches from a hostile peer that
@@ -213,7 +202,10 @@ func hostileFirst(t *testing.T, size int, mode hostileMode) (objNode, host.Host,
 // stalling peer is scored for it and its chunks go to the honest one; the
 // fetch completes within a few stall timeouts.
 func TestStallingPeerBypassed(t *testing.T) {
-	victim, silent, took := hostileFirst(t, 1<<20, stall)
+	r := hostileFirst(t, 1<<20, stall)
+	time.Sleep(200 * time.Millisecond) // the victim's requests to the silent peer are out
+	took := r.honestJoins(t)
+	victim, silent := r.victim, r.bad
 	t.Logf("complete %v after the honest peer connected", took)
 	// The stall is scored as the silent peer's requests time out, which
 	// is around the completion: its chunks went to the honest peer at
@@ -238,7 +230,10 @@ func TestStallingPeerBypassed(t *testing.T) {
 // completes within a few seconds, the drop is counted, and the feeder is
 // not scored (a slow honest link looks the same).
 func TestDripFeederDroppedAtTheTail(t *testing.T) {
-	victim, slow, took := hostileFirst(t, 64*int(inventory.MinChunkSize), drip)
+	r := hostileFirst(t, 64*int(inventory.MinChunkSize), drip)
+	time.Sleep(200 * time.Millisecond) // the victim's requests to the drip feeder are out
+	took := r.honestJoins(t)
+	victim, slow := r.victim, r.bad
 	c := victim.inv.Counters()
 	t.Logf("complete %v after the honest peer connected; tail stalls %d, stalls %d", took, c.TailStalls, c.Stalls)
 	if took > 8*time.Second {
