@@ -24,6 +24,14 @@ import (
 	"github.com/bitmesh/bitmesh/node/ext"
 )
 
+// maxInflight bounds the unacknowledged QoS 1 and 2 messages the broker
+// keeps per client, each way. A message for a subscriber at the bound is
+// dropped (mochi keeps no queue behind it) and counted.
+const maxInflight = 1024
+
+// brokerLogEvery is how often the broker may log one message.
+const brokerLogEvery = 10 * time.Second
+
 // startBroker starts the embedded mochi broker on cfg.Listen with the
 // gateway's hook. Called with g.mu held.
 func (g *Gateway) startBroker(log *slog.Logger) error {
@@ -31,13 +39,14 @@ func (g *Gateway) startBroker(log *slog.Logger) error {
 	// The largest packet: the payload, its topic and the headers around.
 	caps.MaximumPacketSize = uint32(g.cfg.MaxPayload + MaxMQTTTopicLen + 1024)
 	caps.MaximumClients = int64(g.cfg.MaxClients)
-	caps.MaximumInflight = 1024
-	caps.ReceiveMaximum = 1024
+	caps.MaximumInflight = maxInflight
+	caps.ReceiveMaximum = maxInflight
 	srv := mochi.New(&mochi.Options{
 		Capabilities: caps, InlineClient: true,
 		// The broker logs every connection at info; only its warnings
-		// and errors reach the node's log (the gateway logs refusals).
-		Logger: slog.New(minLevel{log.Handler(), slog.LevelWarn}).With("component", "mqtt-broker"),
+		// and errors reach the node's log (the gateway logs refusals),
+		// each message at most once per brokerLogEvery.
+		Logger: slog.New(newBrokerLog(log.Handler(), slog.LevelWarn, brokerLogEvery)).With("component", "mqtt-broker"),
 	})
 	if err := srv.AddHook(&hook{g: g}, nil); err != nil {
 		return err
@@ -504,20 +513,69 @@ func (g *Gateway) classifyEnd(remote string, err error) {
 	}
 }
 
-// minLevel drops records below level.
-type minLevel struct {
+// brokerLog is the embedded broker's log: records below level are
+// dropped, and each message is logged at most once per every (by the
+// records' own time), the next one carrying how many were suppressed.
+// Without it a client that subscribes and never acknowledges makes the
+// broker warn once for every message it drops, which Stats counts.
+type brokerLog struct {
 	slog.Handler
 	level slog.Level
+	every time.Duration
+	seen  *logSeen // shared by the handlers WithAttrs and WithGroup derive
 }
 
-func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= m.level && m.Handler.Enabled(ctx, l)
+// logSeen is when each message was last logged and what was suppressed
+// since; at most brokerLogKeys messages are tracked (mochi's are fixed
+// strings), others always pass.
+type logSeen struct {
+	mu   sync.Mutex
+	last map[string]*logMark
 }
 
-func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
-	return minLevel{m.Handler.WithAttrs(as), m.level}
+type logMark struct {
+	at         time.Time
+	suppressed int
 }
 
-func (m minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{m.Handler.WithGroup(name), m.level}
+const brokerLogKeys = 256
+
+func newBrokerLog(h slog.Handler, level slog.Level, every time.Duration) brokerLog {
+	return brokerLog{Handler: h, level: level, every: every, seen: &logSeen{last: map[string]*logMark{}}}
+}
+
+func (b brokerLog) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= b.level && b.Handler.Enabled(ctx, l)
+}
+
+func (b brokerLog) Handle(ctx context.Context, r slog.Record) error {
+	b.seen.mu.Lock()
+	m, ok := b.seen.last[r.Message]
+	suppressed := 0
+	switch {
+	case ok && r.Time.Sub(m.at) < b.every:
+		m.suppressed++
+		b.seen.mu.Unlock()
+		return nil
+	case ok:
+		suppressed, m.at, m.suppressed = m.suppressed, r.Time, 0
+	case len(b.seen.last) < brokerLogKeys:
+		b.seen.last[r.Message] = &logMark{at: r.Time}
+	}
+	b.seen.mu.Unlock()
+	if suppressed > 0 {
+		r = r.Clone()
+		r.AddAttrs(slog.Int("suppressed", suppressed))
+	}
+	return b.Handler.Handle(ctx, r)
+}
+
+func (b brokerLog) WithAttrs(as []slog.Attr) slog.Handler {
+	b.Handler = b.Handler.WithAttrs(as)
+	return b
+}
+
+func (b brokerLog) WithGroup(name string) slog.Handler {
+	b.Handler = b.Handler.WithGroup(name)
+	return b
 }

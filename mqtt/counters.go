@@ -40,7 +40,10 @@ const (
 	countUnmapped      = "not_mapped"
 	countBadBatch      = "dropped_bad_batch"
 	countSlowSub       = "dropped_slow_subscriber"
-	countMeshTopics    = "refused_mesh_topic_limit"
+	// countSubInflight is read from the broker (Stats): messages for a
+	// QoS 1 or 2 subscriber that already had maxInflight unacknowledged.
+	countSubInflight = "dropped_subscriber_inflight"
+	countMeshTopics  = "refused_mesh_topic_limit"
 )
 
 func newCounters() *counters {

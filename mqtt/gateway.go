@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -539,8 +540,19 @@ func (g *Gateway) writeAck(cl *mochi.Client, pid uint16, v5, qos2 bool, code pac
 	}
 }
 
-// Stats is the gateway's counters, by name (GET /v1/mqtt).
-func (g *Gateway) Stats() map[string]uint64 { return g.counts.snapshot() }
+// Stats is the gateway's counters, by name (GET /v1/mqtt), with the
+// broker's count of messages dropped at a subscriber's in-flight bound.
+func (g *Gateway) Stats() map[string]uint64 {
+	out := g.counts.snapshot()
+	g.mu.Lock()
+	srv := g.srv
+	g.mu.Unlock()
+	out[countSubInflight] = 0
+	if srv != nil {
+		out[countSubInflight] = uint64(atomic.LoadInt64(&srv.Info.InflightDropped))
+	}
+	return out
+}
 
 // now is the node's clock (virtual in a simulation), or the wall clock
 // before Start and after Close.
