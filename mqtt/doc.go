@@ -25,9 +25,10 @@
 //     TCP or TLS), or with Config.Bridge a client of an existing broker
 //     (bridge.go, eclipse paho, MQTT 3.1.1). Clients without credentials
 //     are let in from loopback only; users authenticate with bcrypt-hashed
-//     passwords and are held to their topic ACLs. Every refusal is logged
-//     and counted by reason (Gateway.Stats, GET /v1/mqtt); none reaches the
-//     mesh.
+//     passwords and are held to their topic ACLs. Every refusal is counted
+//     by reason (Gateway.Stats, GET /v1/mqtt) and logged, each message at
+//     most once per 10 s with the number suppressed, so that no client can
+//     flood the node's log; none reaches the mesh.
 //   - Mapping (config.go): Config.Mappings pairs MQTT topic filters with
 //     mesh topics, both ways; with none, an MQTT topic that is a valid mesh
 //     topic maps to the mesh topic of that name.

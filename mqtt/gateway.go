@@ -42,6 +42,7 @@ type Gateway struct {
 
 	mu       sync.Mutex // guards the fields below
 	h        ext.Host
+	log      *slog.Logger // h's logger, each message at most once per brokerLogEvery
 	srv      *mochi.Server
 	inline   *mochi.Client
 	bridge   *bridge
@@ -143,6 +144,9 @@ func (g *Gateway) Start(h ext.Host) error {
 		return err
 	}
 	g.h, g.journal = h, j
+	// Refusals are logged per packet or connection a client chooses to
+	// send: rate-limited, as the broker's own log is (they are counted).
+	g.log = slog.New(newBrokerLog(h.Logger().Handler(), slog.LevelDebug, brokerLogEvery))
 	g.ctx, g.stop = context.WithCancel(context.Background())
 	g.batches = newBatcher(g.cfg.Linger, g.cfg.MaxBatchEntries, g.cfg.MaxBatchBytes)
 	g.meshSubs = make(map[string]func())
@@ -564,8 +568,10 @@ func (g *Gateway) now() time.Time {
 }
 
 func (g *Gateway) logger() *slog.Logger {
-	if h, err := g.running(); err == nil {
-		return h.Logger()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.log != nil {
+		return g.log
 	}
 	return slog.Default()
 }
