@@ -12,10 +12,13 @@ import (
 // source that has held a chunk for the stall window is dropped from the
 // download and its chunks go to the others. The window starts at
 // tailWindowMin and doubles at each drop, up to tailWindowMax, so that
-// when every link is slow the download does not keep dropping them.
+// when every link is slow the download does not keep dropping them; like
+// Core's, it shrinks by tailWindowDecay at each chunk committed, so that
+// a string of slow sources cannot each hold the tail for longer.
 const (
-	tailWindowMin = 2 * time.Second
-	tailWindowMax = 64 * time.Second
+	tailWindowMin   = 2 * time.Second
+	tailWindowMax   = 64 * time.Second
+	tailWindowDecay = 0.85
 )
 
 // download is the pure scheduling core of one object's transfer: which
@@ -196,6 +199,7 @@ func (d *download) done(i uint32) {
 		d.mark(int(i), stagedMark)
 		d.have[i] = true
 		d.missing--
+		d.window = max(tailWindowMin, time.Duration(float64(d.window)*tailWindowDecay))
 	}
 	d.inflight[i] = ""
 	d.signal()

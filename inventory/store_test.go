@@ -368,8 +368,15 @@ func TestDownloadTailStalls(t *testing.T) {
 	if first, n := d.next(a, 8, at(4*time.Second)); first != 3 || n != 3 {
 		t.Fatalf("a got %d+%d after b's drop, want 3+3", first, n)
 	}
+	d.done(0)
+	if want := time.Duration(float64(2*tailWindowMin) * tailWindowDecay); d.window != want {
+		t.Fatalf("window %v after a chunk committed, want %v", d.window, want)
+	}
 	for i := range uint32(6) {
 		d.done(i)
+	}
+	if d.window != tailWindowMin {
+		t.Fatalf("window %v after six chunks committed, want back at %v", d.window, tailWindowMin)
 	}
 	if !d.complete() || d.unassigned != 0 || d.peers[a].held != 0 || d.peers[b].held != 0 {
 		t.Fatalf("complete %v, unassigned %d, held a %d b %d", d.complete(), d.unassigned, d.peers[a].held, d.peers[b].held)
