@@ -68,6 +68,7 @@ var adversaryTypes = map[string]func() Adversary{
 	"replay":            func() Adversary { return replay{} },
 	"freeloader":        func() Adversary { return freeloader{} },
 	"bad-chunks":        func() Adversary { return badChunks{} },
+	"drip-chunks":       func() Adversary { return dripChunks{} },
 	"inv-flood":         func() Adversary { return invFlood{} },
 }
 

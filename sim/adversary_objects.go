@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"context"
 	crand "crypto/rand"
+	"errors"
+	"io"
+	"os"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -23,12 +26,62 @@ import (
 type badChunks struct{}
 
 func (badChunks) Run(ctx context.Context, env AttackEnv) error {
+	return poseAsSource(ctx, env, func(obj *ObjectFacts) chunkServer {
+		return func(_ int, buf []byte) bool {
+			// Stream handlers run concurrently: env.Rand is not for them.
+			crand.Read(buf)
+			return true
+		}
+	})
+}
+
+// dripChunks poses as a source of the rollout's object as badChunks does,
+// but serves every chunk intact, slowly: each request gets one chunk per
+// 1/Rate seconds (a scenario sets it just inside the fetchers' 10 s stall
+// timeout), so it is never silent long enough to be scored. Honest nodes
+// must not wait for it at the tail of their downloads: the tail stall
+// rule (PROTOCOL.md §20.3) hands its chunks to a source that sits idle.
+type dripChunks struct{}
+
+func (dripChunks) Run(ctx context.Context, env AttackEnv) error {
+	delay := time.Duration(float64(time.Second) / env.Spec.Rate)
+	return poseAsSource(ctx, env, func(obj *ObjectFacts) chunkServer {
+		f, err := os.Open(obj.Path)
+		if err != nil {
+			return nil
+		}
+		context.AfterFunc(ctx, func() { f.Close() })
+		return func(i int, buf []byte) bool {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(delay):
+			}
+			_, err := f.ReadAt(buf, int64(i)*int64(obj.Chunk))
+			return err == nil || errors.Is(err, io.EOF)
+		}
+	})
+}
+
+// A chunkServer fills buf with chunk i as a hostile source serves it; false
+// ends the answer.
+type chunkServer func(i int, buf []byte) bool
+
+// poseAsSource waits for the rollout's object, has every attacker answer
+// its requests (manifest and leaves truthfully, chunks as the server that
+// serve makes for it fills them) and announce it to its neighbours, and
+// waits for ctx to end.
+func poseAsSource(ctx context.Context, env AttackEnv, serve func(*ObjectFacts) chunkServer) error {
 	obj, ok := env.Object(ctx)
 	if !ok {
 		return nil
 	}
+	chunk := serve(obj)
+	if chunk == nil {
+		return errors.New("sim: the rollout object's bytes are not readable")
+	}
 	for _, a := range env.Attackers {
-		a.Host.SetStreamHandler(inventory.ProtocolID, func(s network.Stream) { serveBadChunks(s, obj, env) })
+		a.Host.SetStreamHandler(inventory.ProtocolID, func(s network.Stream) { serveObject(s, obj, chunk) })
 	}
 	b, err := inventory.Request{Kind: inventory.KindInv, IDs: []inventory.ID{obj.ID}}.Encode()
 	if err != nil {
@@ -43,7 +96,9 @@ func (badChunks) Run(ctx context.Context, env AttackEnv) error {
 	return nil
 }
 
-func serveBadChunks(s network.Stream, obj *ObjectFacts, env AttackEnv) {
+// serveObject answers one request of the object protocol for obj, its
+// chunks as chunk fills them.
+func serveObject(s network.Stream, obj *ObjectFacts, chunk chunkServer) {
 	defer s.Close()
 	req, err := inventory.ReadRequest(bufio.NewReader(s))
 	if err != nil || req.IDs[0] != obj.ID {
@@ -61,10 +116,14 @@ func serveBadChunks(s network.Stream, obj *ObjectFacts, env AttackEnv) {
 		chunks := (obj.Size + obj.Chunk - 1) / obj.Chunk
 		for i := int(req.First); i < int(req.First)+int(req.Count) && i < chunks; i++ {
 			n := min(obj.Chunk, obj.Size-i*obj.Chunk)
-			// Stream handlers run concurrently: env.Rand is not for them.
-			junk := make([]byte, n)
-			crand.Read(junk)
-			if _, err := w.Write(append(inventory.AppendChunkHeader(nil, n), junk...)); err != nil {
+			buf := make([]byte, n)
+			if !chunk(i, buf) {
+				return
+			}
+			if _, err := w.Write(append(inventory.AppendChunkHeader(nil, n), buf...)); err != nil {
+				return
+			}
+			if err := w.Flush(); err != nil { // each chunk as it is ready
 				return
 			}
 		}

@@ -94,6 +94,9 @@ type ObjectFacts struct {
 	Leaves   [][32]byte
 	Chunk    int
 	Size     int
+	// Path holds the object's bytes, as any node that fetched it has
+	// them (read-only).
+	Path string
 }
 
 func newRolloutRun(sc Scenario) (*rolloutRun, error) {
@@ -166,7 +169,7 @@ func (r *rolloutRun) run(halt context.Context, share time.Time) error {
 	}
 	r.mu.Lock()
 	r.published = time.Now()
-	r.object = &ObjectFacts{ID: info.ID, Manifest: raw, Leaves: leaves, Chunk: int(info.ChunkSize), Size: int(info.Size)}
+	r.object = &ObjectFacts{ID: info.ID, Manifest: raw, Leaves: leaves, Chunk: int(info.ChunkSize), Size: int(info.Size), Path: r.path}
 	close(r.ready)
 	r.mu.Unlock()
 	for sleepUntil(halt, time.Now().Add(time.Second)) {

@@ -4,8 +4,10 @@ import "testing"
 
 // rolloutScenario is firmware-rollout at CI size: 24 nodes, a 2 MiB
 // object in 64 KiB chunks over 20 Mbit/s links, two bad-chunks
-// attackers announcing it first to three nodes each, and one inv-flood
-// attacker. The shipped scenarios run the full sizes (SIMULATION.md).
+// attackers announcing it first to three nodes each, one inv-flood
+// attacker, and one drip-chunks attacker announcing it first to three
+// nodes and serving one chunk every 9 s per request. The shipped
+// scenarios run the full sizes (SIMULATION.md).
 const rolloutScenario = `
 name: ci-rollout
 seed: 11
@@ -19,13 +21,15 @@ rollout: {size: 2097152, chunk_size: 65536, publisher: 0}
 adversaries:
   - {type: bad-chunks, count: 2, targets: 3, rate: 1}
   - {type: inv-flood, count: 1, targets: 3, rate: 4}
+  - {type: drip-chunks, count: 1, targets: 3, rate: 0.11}
 `
 
 // TestRolloutCompletesDespiteAdversaries: every honest node ends with the
 // object, intact; bytes moved stay within 1.2 × receivers × size; every
 // neighbour of a bad-chunks attacker that asked it for a chunk banned it
 // at its first (one bad chunk per ban; the publisher, say, never asks);
-// every inv-flood attacker is banned by all its neighbours.
+// every inv-flood attacker is banned by all its neighbours; the drip
+// feeder is dropped at the tails of its victims' downloads, not banned.
 func TestRolloutCompletesDespiteAdversaries(t *testing.T) {
 	rep := runScenario(t, rolloutScenario)
 	r := rep.Rollout
@@ -50,7 +54,16 @@ func TestRolloutCompletesDespiteAdversaries(t *testing.T) {
 			if l.Banned != l.Links {
 				t.Errorf("inv-flood attackers banned on %d of %d links", l.Banned, l.Links)
 			}
+		case "drip-chunks":
+			if l.Banned != 0 {
+				t.Errorf("drip-chunks attacker banned on %d links: slowness alone is not scored", l.Banned)
+			}
 		}
+	}
+	// Its victims drop it at the tail of their downloads instead of
+	// waiting 16 × 9 s for each of its requests (the drain is 60 s).
+	if r.TailStalls == 0 {
+		t.Error("no tail stall: the drip feeder was never dropped")
 	}
 	if r.InvOverBudget == 0 {
 		t.Error("the flood was never over budget")

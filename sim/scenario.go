@@ -346,8 +346,8 @@ func (sc Scenario) Validate() error {
 		if a.Type == "eclipse-exhaust" && (sc.Node.ConnHigh == 0 || a.Count <= sc.Node.ConnHigh || a.Target < sc.Traffic.Publishers || a.Targets < 2) {
 			return bad("adversaries[%d]: eclipse-exhaust needs node.conn_high, more sybils than it, a target that does not publish, and targets ≥ 2", i)
 		}
-		if a.Type == "bad-chunks" && sc.Rollout == nil {
-			return bad("adversaries[%d]: bad-chunks needs a rollout", i)
+		if (a.Type == "bad-chunks" || a.Type == "drip-chunks") && sc.Rollout == nil {
+			return bad("adversaries[%d]: %s needs a rollout", i, a.Type)
 		}
 	}
 	if sc.Rollout != nil {

@@ -38,6 +38,8 @@ func TestParseScenarioRejects(t *testing.T) {
 		{"explicit edge out of range", base + "topology: {kind: explicit, edges: [[0, 10, 5]]}\n", "edges[0]"},
 		{"explicit self edge", base + "topology: {kind: explicit, edges: [[3, 3, 5]]}\n", "edges[0]"},
 		{"explicit fractional node", base + "topology: {kind: explicit, edges: [[0.5, 1, 5]]}\n", "edges[0]"},
+		{"bad chunks without a rollout", base + "adversaries: [{type: bad-chunks, count: 1, targets: 1}]\n", "bad-chunks needs a rollout"},
+		{"drip feeder without a rollout", base + "adversaries: [{type: drip-chunks, count: 1, targets: 1, rate: 0.11}]\n", "drip-chunks needs a rollout"},
 		{"jitter 100", base + "link: {jitter_pct: 100}\n", "jitter"},
 		{"loss above 50 %", base + "link: {loss_pct: 60}\n", "loss_pct"},
 		{"negative bandwidth", base + "link: {bandwidth_mbps: -1}\n", "bandwidth_mbps"},
