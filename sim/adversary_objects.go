@@ -6,8 +6,8 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"io"
-	"os"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"time"
 
