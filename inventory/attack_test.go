@@ -16,6 +16,7 @@ import (
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/inventory"
 
+	"github.com/bitmesh/bitmesh/internal/testnode"
 	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
@@ -136,7 +137,7 @@ func connectHost(t *testing.T, h host.Host, n objNode) {
 func TestBadChunkBannedAtFirstChunk(t *testing.T) {
 	r := hostileFirst(t, 1<<20, corruptChunk)
 	testwait.For(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if s := scoreOf(t, r.victim.n, antispam.PeerSubject(r.bad.ID())); s < 100 {
+		if s := testnode.Score(t, r.victim.n, antispam.PeerSubject(r.bad.ID())); s < 100 {
 			return errorf("hostile peer scored %d", s)
 		}
 		return nil
@@ -216,7 +217,7 @@ func TestStallingPeerBypassed(t *testing.T) {
 		}
 		return nil
 	})
-	if s := scoreOf(t, victim.n, antispam.PeerSubject(silent.ID())); s < 20 { // 25 transient points, decaying
+	if s := testnode.Score(t, victim.n, antispam.PeerSubject(silent.ID())); s < 20 { // 25 transient points, decaying
 		t.Fatalf("stalling peer scored %d, want 25 less a few seconds of decay", s)
 	}
 }
@@ -242,7 +243,7 @@ func TestDripFeederDroppedAtTheTail(t *testing.T) {
 	if c.TailStalls == 0 {
 		t.Fatal("no tail stall counted")
 	}
-	if s := scoreOf(t, victim.n, antispam.PeerSubject(slow.ID())); s != 0 {
+	if s := testnode.Score(t, victim.n, antispam.PeerSubject(slow.ID())); s != 0 {
 		t.Fatalf("drip feeder scored %d; slowness alone is not scored", s)
 	}
 }
@@ -273,7 +274,7 @@ func TestInventoryFloodBoundedAndScored(t *testing.T) {
 		sent += len(ids)
 	}
 	testwait.For(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if s := scoreOf(t, victim.n, antispam.PeerSubject(flooder.ID())); s < 100 {
+		if s := testnode.Score(t, victim.n, antispam.PeerSubject(flooder.ID())); s < 100 {
 			return errorf("flooder scored %d", s)
 		}
 		return nil

@@ -16,7 +16,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/bitmesh/bitmesh/antispam"
 	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/inventory"
 	"github.com/bitmesh/bitmesh/node"
@@ -98,30 +97,6 @@ func content(t *testing.T, inv *inventory.Inventory, id inventory.ID) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// scoreOf is s's misbehaviour score at n, or 100 if n banned s.
-func scoreOf(t *testing.T, n *node.Node, s antispam.Subject) uint32 {
-	t.Helper()
-	bans, err := n.Bans()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range bans {
-		if b.Subject == s {
-			return 100
-		}
-	}
-	scores, err := n.Scores()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sc := range scores {
-		if sc.Subject == s {
-			return sc.Score
-		}
-	}
-	return 0
 }
 
 // TestFetchFromTwoAnnouncers: a publisher shares an object; a second node

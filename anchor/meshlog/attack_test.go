@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/bitmesh/bitmesh/internal/testnode"
 	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
@@ -170,7 +171,7 @@ func TestHistorySyncAdmitsOnlyWhatLiveWould(t *testing.T) {
 		if size := logSize(victim.log); size < uint64(len(want)) {
 			return fmt.Errorf("victim logged %d of the %d honest entries", size, len(want))
 		}
-		if score := scoreOf(t, victim.n, antispam.PeerSubject(evil.n.PeerID())); score == 0 {
+		if score := testnode.Score(t, victim.n, antispam.PeerSubject(evil.n.PeerID())); score == 0 {
 			return fmt.Errorf("the log operator is not scored")
 		}
 		return nil
@@ -198,30 +199,6 @@ func connect(t *testing.T, a, b *node.Node) {
 	if err := a.Host().Connect(ctx, peer.AddrInfo{ID: b.PeerID(), Addrs: b.Host().Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// scoreOf is s's misbehaviour score at n, or 100 if n banned s.
-func scoreOf(t *testing.T, n *node.Node, s antispam.Subject) uint32 {
-	t.Helper()
-	bans, err := n.Bans()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range bans {
-		if b.Subject == s {
-			return 100
-		}
-	}
-	scores, err := n.Scores()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sc := range scores {
-		if sc.Subject == s {
-			return sc.Score
-		}
-	}
-	return 0
 }
 
 // TestJunkCheckpointFloodCannotTurnWitnessAgainstItself: a plain GossipSub
@@ -277,12 +254,12 @@ func TestJunkCheckpointFloodCannotTurnWitnessAgainstItself(t *testing.T) {
 	tick.Stop()
 
 	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if scoreOf(t, witness, antispam.PeerSubject(flooder.id)) < 100 {
+		if testnode.Score(t, witness, antispam.PeerSubject(flooder.id)) < 100 {
 			return errors.New("the flooder is not banned by the witness")
 		}
 		return nil
 	})
-	if s := scoreOf(t, honestLog.n, antispam.DeviceSubject(witness.DeviceID())); s >= 100 {
+	if s := testnode.Score(t, honestLog.n, antispam.DeviceSubject(witness.DeviceID())); s >= 100 {
 		t.Fatalf("the honest neighbour banned the witness's device (score %d)", s)
 	}
 	if honestLog.n.Host().Network().Connectedness(witness.PeerID()) != network.Connected {
@@ -395,7 +372,7 @@ func TestLoggedTopicQuota(t *testing.T) {
 	}
 	tick.Stop()
 	testwait.For(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if s := scoreOf(t, victim, antispam.PeerSubject(pusher.id)); s < 100 {
+		if s := testnode.Score(t, victim, antispam.PeerSubject(pusher.id)); s < 100 {
 			return fmt.Errorf("the pusher is not banned (score %d, log %+v)", s, ml.Logs()[0])
 		}
 		return nil
