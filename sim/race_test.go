@@ -1,0 +1,6 @@
+//go:build race
+
+package sim
+
+// raceEnabled reports a -race build (see TestMain).
+const raceEnabled = true
