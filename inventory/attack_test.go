@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/bitmesh/bitmesh/antispam"
-	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/inventory"
 
 	"github.com/bitmesh/bitmesh/internal/testnode"
@@ -39,15 +37,7 @@ const dripDelay = 1500 * time.Millisecond
 // misbehaves on getdata as mode says.
 func hostile(t *testing.T, src inventory.ObjectInfo, from *inventory.Inventory, mode hostileMode) host.Host {
 	t.Helper()
-	key, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := libp2p.New(libp2p.Identity(key.Libp2pKey()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := rawHost(t)
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) }) // runs before h.Close
 	raw, leaves := manifestAndLeaves(t, from, src.ID)

@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
-	"github.com/bitmesh/bitmesh/identity"
 	"github.com/bitmesh/bitmesh/inventory"
 	"github.com/bitmesh/bitmesh/node"
 )
@@ -55,10 +54,10 @@ func BenchmarkTransfer(b *testing.B) {
 	for _, store := range []string{"disk", "memory"} {
 		b.Run("inventory/"+store, func(b *testing.B) { benchInventory(b, store == "disk") })
 	}
-	b.Run("raw-stream", benchRawStream)
-	b.Run("raw-stream-nodes", func(b *testing.B) { benchRawStreamNodes(b, discardSink) })
-	b.Run("raw-stream-nodes-sha256", func(b *testing.B) { benchRawStreamNodes(b, hashSink) })
-	b.Run("raw-stream-nodes-disk", func(b *testing.B) { benchRawStreamNodes(b, fileSink(b.TempDir())) })
+	b.Run("raw-stream", func(b *testing.B) { benchRaw(b, bareHost(b), discardSink) })
+	b.Run("raw-stream-nodes", func(b *testing.B) { benchRaw(b, nodeHost(b), discardSink) })
+	b.Run("raw-stream-nodes-sha256", func(b *testing.B) { benchRaw(b, nodeHost(b), hashSink) })
+	b.Run("raw-stream-nodes-disk", func(b *testing.B) { benchRaw(b, nodeHost(b), fileSink(b.TempDir())) })
 }
 
 // A sink takes the bytes a raw stream delivers and returns their count.
@@ -118,15 +117,15 @@ func fileSink(dir string) sink {
 	}
 }
 
-// benchRawStreamNodes copies the bytes over a raw stream between two
-// bitmesh nodes' hosts: the same hosts, transports and resource manager
-// the inventory benchmarks use, without the protocol; recv takes them.
-func benchRawStreamNodes(b *testing.B, recv sink) {
+// benchRaw copies the bytes over one raw stream from a host newHost
+// makes to a fresh one per iteration (connected before the timer runs);
+// recv takes them.
+func benchRaw(b *testing.B, newHost func() (host.Host, func() error), recv sink) {
 	const proto = "/bench/copy/1.0.0"
-	srv, _ := benchNode(b, "")
-	defer srv.Close()
+	srv, closeSrv := newHost()
+	defer closeSrv()
 	data := make([]byte, benchSize)
-	srv.Host().SetStreamHandler(proto, func(s network.Stream) {
+	srv.SetStreamHandler(proto, func(s network.Stream) {
 		defer s.Close()
 		for off := 0; off < len(data); off += 256 << 10 {
 			if _, err := s.Write(data[off : off+256<<10]); err != nil {
@@ -139,13 +138,13 @@ func benchRawStreamNodes(b *testing.B, recv sink) {
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		cli, _ := benchNode(b, "")
-		if err := cli.Host().Connect(context.Background(), tcpInfo(srv.PeerID(), srv.Host().Addrs())); err != nil {
+		cli, closeCli := newHost()
+		if err := cli.Connect(context.Background(), tcpInfo(srv.ID(), srv.Addrs())); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
 		cpu.start()
-		s, err := cli.Host().NewStream(context.Background(), srv.PeerID(), proto)
+		s, err := cli.NewStream(context.Background(), srv.ID(), proto)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -156,10 +155,27 @@ func benchRawStreamNodes(b *testing.B, recv sink) {
 		s.Close()
 		cpu.stop()
 		b.StopTimer()
-		cli.Close()
+		closeCli()
 		b.StartTimer()
 	}
 	cpu.report(b)
+}
+
+// bareHost is a libp2p host with no bitmesh code.
+func bareHost(b *testing.B) func() (host.Host, func() error) {
+	return func() (host.Host, func() error) {
+		h := rawHost(b)
+		return h, h.Close
+	}
+}
+
+// nodeHost is a bitmesh node's host: its transports and resource
+// manager, no protocol of ours in the way.
+func nodeHost(b *testing.B) func() (host.Host, func() error) {
+	return func() (host.Host, func() error) {
+		n, _ := benchNode(b, "")
+		return n.Host(), n.Close
+	}
 }
 
 func benchNode(b *testing.B, dir string) (*node.Node, *inventory.Inventory) {
@@ -230,58 +246,6 @@ func writeBenchFile(b *testing.B, dir string) string {
 		b.Fatal(err)
 	}
 	return path
-}
-
-func benchRawStream(b *testing.B) {
-	const proto = "/bench/copy/1.0.0"
-	newHost := func() *hostCloser {
-		key, err := identity.Generate()
-		if err != nil {
-			b.Fatal(err)
-		}
-		h, err := libp2p.New(libp2p.Identity(key.Libp2pKey()), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		return &hostCloser{h}
-	}
-	srv := newHost()
-	defer srv.Close()
-	data := make([]byte, benchSize)
-	srv.SetStreamHandler(proto, func(s network.Stream) {
-		defer s.Close()
-		for off := 0; off < len(data); off += 256 << 10 {
-			if _, err := s.Write(data[off : off+256<<10]); err != nil {
-				return
-			}
-		}
-	})
-	var cpu cpuMeter
-	b.SetBytes(benchSize)
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		cli := newHost()
-		if err := cli.Connect(context.Background(), tcpInfo(srv.ID(), srv.Addrs())); err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		cpu.start()
-		s, err := cli.NewStream(context.Background(), srv.ID(), proto)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, err := io.Copy(io.Discard, s)
-		if err != nil || n != benchSize {
-			b.Fatalf("copied %d bytes: %v", n, err)
-		}
-		s.Close()
-		cpu.stop()
-		b.StopTimer()
-		cli.Close()
-		b.StartTimer()
-	}
-	cpu.report(b)
 }
 
 // BenchmarkChunkVerify compares checking a 256 KiB chunk against its leaf

@@ -151,7 +151,7 @@ func peerInfo(n objNode) peer.AddrInfo {
 }
 
 // rawHost is a libp2p host with a secp256k1 key and no bitmesh code.
-func rawHost(t *testing.T) host.Host {
+func rawHost(t testing.TB) host.Host {
 	t.Helper()
 	key, err := identity.Generate()
 	if err != nil {
@@ -166,9 +166,6 @@ func rawHost(t *testing.T) host.Host {
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
-
-// hostCloser is a host; its own type so benchmarks read plainly.
-type hostCloser struct{ host.Host }
 
 // benchObject adds a one-chunk object of chunk to s, with its leaves.
 func benchObject(b *testing.B, s *inventory.Store, chunk []byte) inventory.ID {
