@@ -65,15 +65,18 @@ type sink func(r io.Reader) (int64, error)
 
 func discardSink(r io.Reader) (int64, error) { return io.Copy(io.Discard, r) }
 
-// hashSink hashes every chunk as the fetcher does.
-func hashSink(r io.Reader) (int64, error) {
-	h := inventory.NewLeafHasher()
+// eachChunk reads r to its end in chunks of DefaultChunkSize (the last
+// may be short) and hands each to f with its offset; it returns the bytes
+// read.
+func eachChunk(r io.Reader, f func(off int64, c []byte) error) (int64, error) {
 	buf := make([]byte, inventory.DefaultChunkSize)
 	var n int64
 	for {
 		k, err := io.ReadFull(r, buf)
 		if k > 0 {
-			h.Sum(buf[:k])
+			if ferr := f(n, buf[:k]); ferr != nil {
+				return n, ferr
+			}
 			n += int64(k)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
@@ -84,8 +87,17 @@ func hashSink(r io.Reader) (int64, error) {
 	}
 }
 
+// hashSink hashes every chunk as the fetcher does.
+func hashSink(r io.Reader) (int64, error) {
+	h := inventory.NewLeafHasher()
+	return eachChunk(r, func(_ int64, c []byte) error {
+		h.Sum(c)
+		return nil
+	})
+}
+
 // fileSink writes the bytes to a file in dir, synced every 16 chunks as
-// one getdata's are.
+// one getdata's are, and at the end.
 func fileSink(dir string) sink {
 	return func(r io.Reader) (int64, error) {
 		f, err := os.Create(filepath.Join(dir, "raw"))
@@ -93,27 +105,20 @@ func fileSink(dir string) sink {
 			return 0, err
 		}
 		defer f.Close()
-		buf := make([]byte, inventory.DefaultChunkSize)
-		var n int64
-		for i := 1; ; i++ {
-			k, err := io.ReadFull(r, buf)
-			if k > 0 {
-				if _, werr := f.WriteAt(buf[:k], n); werr != nil {
-					return n, werr
-				}
-				n += int64(k)
+		chunks := 0
+		n, err := eachChunk(r, func(off int64, c []byte) error {
+			if _, err := f.WriteAt(c, off); err != nil {
+				return err
 			}
-			if i%16 == 0 || err != nil {
-				if serr := f.Sync(); serr != nil {
-					return n, serr
-				}
+			if chunks++; chunks%16 == 0 {
+				return f.Sync()
 			}
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				return n, nil
-			} else if err != nil {
-				return n, err
-			}
+			return nil
+		})
+		if err != nil {
+			return n, err
 		}
+		return n, f.Sync()
 	}
 }
 
