@@ -9,10 +9,13 @@ package faulttest
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/bitmesh/bitmesh/internal/storecheck"
@@ -23,30 +26,34 @@ type Fault struct {
 	Name string
 	// Apply damages the file at path in place.
 	Apply func(t testing.TB, path string)
+	// MustRefuse is set when no store may open the damaged file: the
+	// damage takes away pages or meta data that the written data needs.
+	MustRefuse bool
 }
 
 // Faults returns the damage rows every store fault test runs: truncations
-// (to nothing, one page, two pages, mid-file), zeroed meta pages, and
-// random bytes at random offsets drawn from seed (one row per seed).
+// (to nothing, one page, two pages, mid-file) and zeroed meta pages, which
+// every store must refuse, and random bytes at random offsets drawn from
+// seed (one row per seed), which it must refuse or survive.
 func Faults(seeds ...uint64) []Fault {
 	fs := []Fault{
-		{"truncate to 0", func(t testing.TB, p string) { truncate(t, p, 0) }},
-		{"truncate to one page", func(t testing.TB, p string) { truncate(t, p, int64(PageSize(t, p))) }},
-		{"truncate to two pages", func(t testing.TB, p string) { truncate(t, p, 2*int64(PageSize(t, p))) }},
+		{"truncate to 0", func(t testing.TB, p string) { truncate(t, p, 0) }, true},
+		{"truncate to one page", func(t testing.TB, p string) { truncate(t, p, int64(PageSize(t, p))) }, true},
+		{"truncate to two pages", func(t testing.TB, p string) { truncate(t, p, 2*int64(PageSize(t, p))) }, true},
 		{"truncate mid-file on a page boundary", func(t testing.TB, p string) {
 			ps := int64(PageSize(t, p))
 			truncate(t, p, size(t, p)/2/ps*ps)
-		}},
-		{"truncate mid-page", func(t testing.TB, p string) { truncate(t, p, size(t, p)/2+123) }},
-		{"zero first meta page", func(t testing.TB, p string) { zero(t, p, 0, PageSize(t, p)) }},
+		}, true},
+		{"truncate mid-page", func(t testing.TB, p string) { truncate(t, p, size(t, p)/2+123) }, true},
+		{"zero first meta page", func(t testing.TB, p string) { zero(t, p, 0, PageSize(t, p)) }, true},
 		{"zero second meta page", func(t testing.TB, p string) {
 			ps := PageSize(t, p)
 			zero(t, p, int64(ps), ps)
-		}},
-		{"zero both meta pages", func(t testing.TB, p string) { zero(t, p, 0, 2*PageSize(t, p)) }},
+		}, true},
+		{"zero both meta pages", func(t testing.TB, p string) { zero(t, p, 0, 2*PageSize(t, p)) }, true},
 	}
 	for _, seed := range seeds {
-		fs = append(fs, Fault{"random bytes seed " + strconv.FormatUint(seed, 10), func(t testing.TB, p string) {
+		fs = append(fs, Fault{Name: "random bytes seed " + strconv.FormatUint(seed, 10), Apply: func(t testing.TB, p string) {
 			r := rand.New(rand.NewPCG(seed, seed))
 			n := 1 + r.IntN(64)
 			off := r.Int64N(size(t, p) - int64(n))
@@ -58,6 +65,18 @@ func Faults(seeds ...uint64) []Fault {
 		}})
 	}
 	return fs
+}
+
+// CheckRefusal fails the test unless err, from opening the store file at
+// path, wraps sentinel and names both the file and the repair command for
+// its data directory: what an operator needs to act on it.
+func CheckRefusal(t testing.TB, err error, path string, sentinel error) {
+	t.Helper()
+	msg := err.Error()
+	if !errors.Is(err, sentinel) || !strings.Contains(msg, path) ||
+		!strings.Contains(msg, "bitmesh repair --data "+filepath.Dir(path)) {
+		t.Fatalf("error %q does not wrap %v, name the file and the repair command", msg, sentinel)
+	}
 }
 
 // FlipByteIn flips one byte in the middle of every occurrence of marker in
