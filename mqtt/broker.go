@@ -24,10 +24,9 @@ import (
 	"github.com/bitmesh/bitmesh/node/ext"
 )
 
-// maxInflight bounds the unacknowledged QoS 1 and 2 messages the broker
-// keeps per client, each way. A message for a subscriber at the bound is
-// dropped (mochi keeps no queue behind it) and counted.
-const maxInflight = 1024
+// maxReceive bounds the unacknowledged QoS 1 and 2 messages a client may
+// send the broker (MQTT 5 receive maximum).
+const maxReceive = 1024
 
 // brokerLogEvery is how often the broker may log one message.
 const brokerLogEvery = 10 * time.Second
@@ -39,8 +38,15 @@ func (g *Gateway) startBroker(log *slog.Logger) error {
 	// The largest packet: the payload, its topic and the headers around.
 	caps.MaximumPacketSize = uint32(g.cfg.MaxPayload + MaxMQTTTopicLen + 1024)
 	caps.MaximumClients = int64(g.cfg.MaxClients)
-	caps.MaximumInflight = maxInflight
-	caps.ReceiveMaximum = maxInflight
+	// A subscriber that does not acknowledge holds at most MaxQueued QoS 1
+	// and 2 messages, and one that does not read at most MaxQueued in its
+	// write queue: mochi keeps no queue behind either, so a message beyond
+	// is dropped and counted. The write queue is allocated whole for every
+	// client (8 bytes a slot; mochi's default of 8192 is 64 KiB a sensor).
+	caps.MaximumInflight = uint16(g.cfg.MaxQueued)
+	caps.MaximumClientWritesPending = int32(g.cfg.MaxQueued)
+	caps.ReceiveMaximum = maxReceive
+	caps.MaximumSessionExpiryInterval = uint32(g.cfg.SessionExpiry / time.Second)
 	srv := mochi.New(&mochi.Options{
 		Capabilities: caps, InlineClient: true,
 		// The broker logs every connection at info; only its warnings
@@ -48,7 +54,7 @@ func (g *Gateway) startBroker(log *slog.Logger) error {
 		// each message at most once per brokerLogEvery.
 		Logger: slog.New(newBrokerLog(log.Handler(), slog.LevelWarn, brokerLogEvery)).With("component", "mqtt-broker"),
 	})
-	if err := srv.AddHook(&hook{g: g}, nil); err != nil {
+	if err := srv.AddHook(&hook{g: g, srv: srv}, nil); err != nil {
 		return err
 	}
 	var tlsCfg *tls.Config
@@ -78,7 +84,10 @@ func (g *Gateway) startBroker(log *slog.Logger) error {
 // publish path to the mesh and the 3.1.1 wrapper.
 type hook struct {
 	mochi.HookBase
-	g *Gateway
+	g   *Gateway
+	srv *mochi.Server
+
+	sessMu sync.Mutex // serialises evictions
 
 	authSem  chan struct{} // bounds concurrent bcrypt checks
 	verified sync.Map      // user + sha256(password) → true, for passwords checked once
@@ -89,7 +98,51 @@ func (h *hook) ID() string { return "bitmesh-gateway" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish,
-		mochi.OnPacketEncode, mochi.OnSubscribed, mochi.OnPublishDropped}, []byte{b})
+		mochi.OnPacketEncode, mochi.OnSubscribed, mochi.OnPublishDropped,
+		mochi.OnSessionEstablished, mochi.OnClientExpired}, []byte{b})
+}
+
+// OnSessionEstablished keeps the broker's sessions within MaxClients:
+// mochi bounds only the connected ones, so a client could otherwise leave
+// persistent sessions under ever new client IDs, each subscribed and
+// queueing messages until it expires. Beyond the bound the disconnected
+// session that has waited longest goes; a connected one never does (the
+// MaximumClients check refuses connections when all are).
+func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	h.sessMu.Lock()
+	defer h.sessMu.Unlock()
+	for h.sessions() > h.g.cfg.MaxClients {
+		var oldest *mochi.Client
+		for _, c := range h.srv.Clients.GetAll() {
+			if t := c.StopTime(); t > 0 && (oldest == nil || t < oldest.StopTime()) {
+				oldest = c
+			}
+		}
+		if oldest == nil {
+			return
+		}
+		h.endSession(oldest)
+		h.g.counts.add(countSessionsEvicted)
+		h.g.logger().Warn("mqtt: session limit reached, ended the longest-disconnected session",
+			"client", oldest.ID, "for", cl.ID, "max_clients", h.g.cfg.MaxClients)
+	}
+}
+
+// OnClientExpired ends a session past SessionExpiry. mochi deletes the
+// client but leaves its subscriptions in the topic tree.
+func (h *hook) OnClientExpired(cl *mochi.Client) {
+	h.endSession(cl)
+	h.g.counts.add(countSessionsExpired)
+}
+
+// sessions counts the broker's client sessions: its own inline client
+// is one of srv.Clients.
+func (h *hook) sessions() int { return h.srv.Clients.Len() - 1 }
+
+// endSession removes a disconnected session and its subscriptions.
+func (h *hook) endSession(cl *mochi.Client) {
+	h.srv.UnsubscribeClient(cl)
+	h.srv.Clients.Delete(cl.ID)
 }
 
 // maxConcurrentBcrypt bounds the CPU a connection flood can spend on

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -48,8 +49,24 @@ type Config struct {
 	// MaxPayload bounds one MQTT message's payload; a bigger packet is
 	// refused and its client disconnected.
 	MaxPayload int
-	// MaxClients bounds the broker's connected clients.
+	// MaxClients bounds the broker's sessions, connected or not. A new
+	// session beyond it ends the disconnected session that has waited
+	// longest (counted sessions_evicted); when every session is
+	// connected, the connection is refused.
 	MaxClients int
+	// MaxQueued bounds the messages the broker holds for one subscriber:
+	// QoS 1 and 2 ones sent and not yet acknowledged, and those waiting to
+	// be written to its connection. A message beyond is dropped and counted
+	// (dropped_subscriber_inflight, dropped_slow_subscriber). At most 65535
+	// (MQTT packet IDs). A session holds at most MaxQueued × (MaxPayload +
+	// about 2.5 KiB of packet and properties).
+	MaxQueued int
+	// SessionExpiry is how long the broker keeps a disconnected client's
+	// persistent session (MQTT 3.1.1 clean session off, or MQTT 5 session
+	// expiry, which it caps): its subscriptions and the QoS 1 messages
+	// queued for it. Then the session, its subscriptions included, is
+	// dropped (counted sessions_expired).
+	SessionExpiry time.Duration
 	// MaxMeshTopics bounds the mesh topics the gateway subscribes to on
 	// behalf of MQTT subscribers (each costs GossipSub state).
 	MaxMeshTopics int
@@ -83,12 +100,14 @@ type User struct {
 // DefaultConfig: the embedded broker on 127.0.0.1:1883, identity mapping,
 // 20 ms linger, batches of up to 4096 messages or 60 KiB (an envelope every
 // node takes, low-memory ones included: they refuse over 64 KiB), 100,000
-// messages pending, 16 KiB payloads, 10,000 clients, 256 mesh topics.
+// messages pending, 16 KiB payloads, 10,000 sessions kept for 2 h after
+// their client leaves, 1024 messages queued for a subscriber, 256 mesh
+// topics.
 func DefaultConfig() Config {
 	return Config{
 		Listen: "127.0.0.1:1883", Linger: 20 * time.Millisecond,
 		MaxBatchEntries: 4096, MaxBatchBytes: 60 << 10, MaxPending: 100_000,
-		MaxPayload: 16 << 10, MaxClients: 10_000, MaxMeshTopics: 256,
+		MaxPayload: 16 << 10, MaxClients: 10_000, SessionExpiry: 2 * time.Hour, MaxQueued: 1024, MaxMeshTopics: 256,
 		ReceiptInterval: time.Second, BridgeClientID: "bitmesh-gateway",
 	}
 }
@@ -113,6 +132,12 @@ func (c Config) Validate() error {
 	if c.Linger <= 0 || c.MaxBatchEntries <= 0 || c.MaxBatchEntries > MaxBatchEntries || c.MaxPending <= 0 ||
 		c.MaxPayload <= 0 || c.MaxClients <= 0 || c.MaxMeshTopics <= 0 || c.ReceiptInterval <= 0 {
 		return fmt.Errorf("%w: Linger, MaxBatchEntries (at most %d), MaxPending, MaxPayload, MaxClients, MaxMeshTopics and ReceiptInterval must be positive", ErrConfig, MaxBatchEntries)
+	}
+	if c.MaxQueued < 1 || c.MaxQueued > math.MaxUint16 {
+		return fmt.Errorf("%w: MaxQueued %d: want 1 to %d", ErrConfig, c.MaxQueued, math.MaxUint16)
+	}
+	if c.SessionExpiry < time.Second || c.SessionExpiry > math.MaxUint32*time.Second {
+		return fmt.Errorf("%w: SessionExpiry %v: want 1s to %d s", ErrConfig, c.SessionExpiry, uint32(math.MaxUint32))
 	}
 	if c.MaxBatchBytes < c.MaxPayload+batchHeader+entryFixed+MaxClientIDLen+MaxMQTTTopicLen || c.MaxBatchBytes > gossip.MaxPayloadSize {
 		return fmt.Errorf("%w: MaxBatchBytes %d must hold one largest message and fit an envelope (%d)", ErrConfig, c.MaxBatchBytes, gossip.MaxPayloadSize)

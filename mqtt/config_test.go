@@ -3,6 +3,7 @@ package mqtt
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestMapping(t *testing.T) {
@@ -82,6 +83,9 @@ func TestConfigValidate(t *testing.T) {
 		{"bad mapping filter", func(c *Config) { c.Mappings = []Mapping{{MQTT: "a/#/b", Mesh: "a"}} }},
 		{"bad mesh topic", func(c *Config) { c.Mappings = []Mapping{{MQTT: "a", Mesh: ""}} }},
 		{"user without bcrypt", func(c *Config) { c.Users = []User{{Name: "u", PasswordHash: "plain"}} }},
+		{"no queue", func(c *Config) { c.MaxQueued = 0 }},
+		{"queue beyond packet IDs", func(c *Config) { c.MaxQueued = 1 << 16 }},
+		{"session expiry under a second", func(c *Config) { c.SessionExpiry = time.Millisecond }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

@@ -41,9 +41,12 @@ const (
 	countBadBatch      = "dropped_bad_batch"
 	countSlowSub       = "dropped_slow_subscriber"
 	// countSubInflight is read from the broker (Stats): messages for a
-	// QoS 1 or 2 subscriber that already had maxInflight unacknowledged.
+	// QoS 1 or 2 subscriber that already had MaxQueued unacknowledged.
 	countSubInflight = "dropped_subscriber_inflight"
 	countMeshTopics  = "refused_mesh_topic_limit"
+	// Sessions the broker ended: beyond MaxClients, or past SessionExpiry.
+	countSessionsEvicted = "sessions_evicted"
+	countSessionsExpired = "sessions_expired"
 )
 
 func newCounters() *counters {
@@ -52,7 +55,7 @@ func newCounters() *counters {
 		countRepublished, countRepublishFailed, countRetryAcked, countRetryHeld, countPublishWait, countReceiptsSent,
 		countReceiptsDropped, countJournalBad, countUncertified, countAuthAnonymous, countAuthUnknown, countAuthPassword,
 		countACLPublish, countACLSubscribe, countOversize, countMalformed, countMeshRefused, countEcho, countUnmapped,
-		countBadBatch, countSlowSub, countMeshTopics} {
+		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired} {
 		c.m[k] = new(atomic.Uint64)
 	}
 	return c

@@ -47,7 +47,7 @@ func TestSlowSubscriberDropsCounted(t *testing.T) {
 	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
 		st := g.gw.Stats()
 		dropped := st[countSlowSub] + st[countSubInflight]
-		if st[countDelivered] != burst || dropped < burst-uint64(maxInflight) {
+		if st[countDelivered] != burst || dropped < burst-uint64(cfg.MaxQueued) {
 			return fmt.Errorf("delivered %d, dropped %d (write queue %d, in-flight window %d) of %d", st[countDelivered], dropped, st[countSlowSub], st[countSubInflight], burst)
 		}
 		return nil

@@ -110,8 +110,8 @@ type nodeFlags struct {
 	mqttListen, mqttBridge, mqttBridgeID, mqttBridgeUser *string
 	mqttBridgePass, mqttTLSCert, mqttTLSKey              *string
 	mqttMaps, mqttUsers                                  stringList
-	mqttLinger                                           *time.Duration
-	mqttMaxPayload                                       *int
+	mqttLinger, mqttSessionExpiry                        *time.Duration
+	mqttMaxPayload, mqttMaxQueued, mqttMaxClients        *int
 	ckEvery                                              *uint64
 	ckInterval, anchorEvery                              *time.Duration
 	logDefaults                                          meshlog.Config
@@ -158,6 +158,9 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.mqttTLSKey = fs.String("mqtt-tls-key", "", "PEM private key `FILE` of --mqtt-tls-cert")
 	f.mqttLinger = fs.Duration("mqtt-linger", mq.Linger, "how long an MQTT message waits for others to share its signed envelope (more: fewer signatures, more latency)")
 	f.mqttMaxPayload = fs.Int("mqtt-max-payload", mq.MaxPayload, "largest MQTT message payload in bytes; bigger packets are refused")
+	f.mqttMaxClients = fs.Int("mqtt-max-clients", mq.MaxClients, "MQTT sessions the broker keeps, connected or not; beyond, the session disconnected longest is ended")
+	f.mqttMaxQueued = fs.Int("mqtt-max-queued", mq.MaxQueued, "messages the MQTT broker holds for one subscriber (sent and unacknowledged, or waiting to be written); more are dropped and counted")
+	f.mqttSessionExpiry = fs.Duration("mqtt-session-expiry", mq.SessionExpiry, "how long the broker keeps a disconnected client's persistent session and the QoS 1 messages queued for it")
 	fs.Var(&f.objectTypes, "object-type", "fetch objects of this `type` (firmware, config) as soon as a peer announces one (repeatable)")
 	fs.Var(&f.objectPublishers, "object-publisher", "fetch objects automatically only if this device `ID` signed them (repeatable; default any publisher)")
 	f.objectsServeRate = fs.Int("objects-serve-rate", 0, "serve objects to peers at most this many `bytes` a second in all (0: no bound)")
@@ -302,6 +305,7 @@ func mqttConfig(f *nodeFlags) (*mqtt.Config, error) {
 	c.Listen, c.Bridge, c.BridgeClientID = *f.mqttListen, *f.mqttBridge, *f.mqttBridgeID
 	c.BridgeUsername, c.BridgePassword = *f.mqttBridgeUser, *f.mqttBridgePass
 	c.TLSCert, c.TLSKey, c.Linger, c.MaxPayload = *f.mqttTLSCert, *f.mqttTLSKey, *f.mqttLinger, *f.mqttMaxPayload
+	c.SessionExpiry, c.MaxQueued, c.MaxClients = *f.mqttSessionExpiry, *f.mqttMaxQueued, *f.mqttMaxClients
 	for _, m := range f.mqttMaps {
 		mp, err := mqtt.ParseMapping(m)
 		if err != nil {

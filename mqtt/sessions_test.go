@@ -1,0 +1,112 @@
+package mqtt
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/bitmesh/bitmesh/internal/testwait"
+)
+
+// mqttConnect opens a raw MQTT 3.1.1 connection as client id (clean or
+// persistent session), subscribes to filter at QoS 1 when filter is not
+// empty, and returns the connection after CONNACK and SUBACK.
+func mqttConnect(t *testing.T, addr, id string, clean bool, filter string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := byte(0x00)
+	if clean {
+		flags = 0x02
+	}
+	connect := append([]byte{0x10, byte(12 + len(id)), 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, flags, 0x00, 0x3c, 0x00, byte(len(id))}, id...)
+	if _, err := c.Write(connect); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(c, ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+		t.Fatalf("client %s: CONNACK % x, %v", id, ack, err)
+	}
+	if filter != "" {
+		sub := append([]byte{0x82, byte(2 + 2 + len(filter) + 1), 0x00, 0x01, 0x00, byte(len(filter))}, filter...)
+		if _, err := c.Write(append(sub, 0x01)); err != nil {
+			t.Fatal(err)
+		}
+		suback := make([]byte, 5)
+		if _, err := io.ReadFull(c, suback); err != nil || suback[0] != 0x90 || suback[4] != 0x01 {
+			t.Fatalf("client %s: SUBACK % x, %v", id, suback, err)
+		}
+	}
+	return c
+}
+
+// TestPersistentSessionFloodBounded: a local client opens persistent
+// sessions under ever new client IDs, each subscribed to everything, and
+// goes away. Without bounds each session would stay for good, and every
+// mesh message would be copied into each one's queue. The broker keeps at
+// most MaxClients sessions (the oldest disconnected one goes first,
+// counted), drops a disconnected session and its subscriptions once
+// SessionExpiry has passed, and a connected subscriber keeps getting its
+// messages throughout.
+func TestPersistentSessionFloodBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.MaxClients = 10
+	cfg.SessionExpiry = 2 * time.Second
+	g := startGateway(t, cfg, "", nil)
+	srv := g.gw.srv
+
+	live := mqttConnect(t, g.gw.Addr(), "live", true, "t")
+	defer live.Close()
+	const flood = 40
+	for i := range flood {
+		c := mqttConnect(t, g.gw.Addr(), fmt.Sprintf("f%03d", i), false, "#")
+		c.Write([]byte{0xe0, 0x00}) // DISCONNECT: the session stays
+		c.Close()
+		testwait.For(t, 5*time.Second, 5*time.Millisecond, func() error {
+			if cl, ok := srv.Clients.Get(fmt.Sprintf("f%03d", i)); ok && cl.StopTime() == 0 {
+				return fmt.Errorf("flood client %d still connected", i)
+			}
+			return nil
+		})
+		if n := srv.Clients.Len() - 1; n > cfg.MaxClients { // less the inline client
+			t.Fatalf("after %d flood sessions the broker holds %d sessions, bound %d", i+1, n, cfg.MaxClients)
+		}
+	}
+	if _, ok := srv.Clients.Get("live"); !ok {
+		t.Fatal("the connected subscriber's session was evicted")
+	}
+	st := g.gw.Stats()
+	if want := uint64(flood - (cfg.MaxClients - 1)); st[countSessionsEvicted] != want {
+		t.Fatalf("%d sessions evicted, want %d", st[countSessionsEvicted], want)
+	}
+
+	// A mesh message reaches the live subscriber, and is queued for at
+	// most the sessions the bound left.
+	g.gw.deliverLocal(Delivered{Topic: "t", Payload: []byte("hello"), Entry: -1, Time: time.Now()}, false)
+	live.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(live, hdr); err != nil || hdr[0]&0xf0 != 0x30 {
+		t.Fatalf("live subscriber: % x, %v", hdr, err)
+	}
+
+	// Past the expiry every disconnected session is gone, and so are its
+	// subscriptions: the message tree holds the live one only.
+	testwait.For(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if n := srv.Clients.Len() - 1; n != 1 {
+			return fmt.Errorf("%d sessions, want only the connected one", n)
+		}
+		if subs := srv.Topics.Subscribers("t").Subscriptions; len(subs) != 1 {
+			return fmt.Errorf("%d subscriptions match t, want 1", len(subs))
+		}
+		return nil
+	})
+	if st := g.gw.Stats(); st[countSessionsExpired] != uint64(cfg.MaxClients-1) {
+		t.Fatalf("%d sessions expired, want %d", st[countSessionsExpired], cfg.MaxClients-1)
+	}
+}
