@@ -139,10 +139,13 @@ func (h *hook) OnClientExpired(cl *mochi.Client) {
 // is one of srv.Clients.
 func (h *hook) sessions() int { return h.srv.Clients.Len() - 1 }
 
-// endSession removes a disconnected session and its subscriptions.
+// endSession removes a disconnected session and its subscriptions, unless
+// its client has come back meanwhile (then the ID names the new session).
 func (h *hook) endSession(cl *mochi.Client) {
-	h.srv.UnsubscribeClient(cl)
-	h.srv.Clients.Delete(cl.ID)
+	h.srv.UnsubscribeClient(cl) // nothing if taken over
+	if cur, ok := h.srv.Clients.Get(cl.ID); ok && cur == cl {
+		h.srv.Clients.Delete(cl.ID)
+	}
 }
 
 // maxConcurrentBcrypt bounds the CPU a connection flood can spend on
