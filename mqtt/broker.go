@@ -99,7 +99,30 @@ func (h *hook) ID() string { return "bitmesh-gateway" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish,
 		mochi.OnPacketEncode, mochi.OnSubscribed, mochi.OnPublishDropped,
-		mochi.OnSessionEstablished, mochi.OnClientExpired}, []byte{b})
+		mochi.OnSessionEstablished, mochi.OnClientExpired, mochi.OnSubscribe}, []byte{b})
+}
+
+// OnSubscribe holds a client to MaxSubscriptions filters: mochi sets no
+// bound, and each filter stays in the topic tree for the session's life.
+// A SUBSCRIBE that would pass the bound adds nothing and the client is
+// disconnected (MQTT 5: quota exceeded), so one packet cannot be retried
+// into more.
+func (h *hook) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	n := cl.State.Subscriptions.Len()
+	for _, f := range pk.Filters {
+		if _, ok := cl.State.Subscriptions.Get(f.Filter); !ok {
+			n++
+		}
+	}
+	if cl.Net.Inline || n <= h.g.cfg.MaxSubscriptions {
+		return pk
+	}
+	h.g.counts.add(countSubscriptionLimit)
+	h.g.logger().Warn("mqtt: subscription limit reached, client disconnected",
+		"client", cl.ID, "user", string(cl.Properties.Username), "max_subscriptions", h.g.cfg.MaxSubscriptions)
+	_ = h.srv.DisconnectClient(cl, packets.ErrQuotaExceeded)
+	pk.Filters = nil
+	return pk
 }
 
 // OnSessionEstablished keeps the broker's sessions within MaxClients:

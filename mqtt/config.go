@@ -61,6 +61,11 @@ type Config struct {
 	// (MQTT packet IDs). A session holds at most MaxQueued × (MaxPayload +
 	// about 2.5 KiB of packet and properties).
 	MaxQueued int
+	// MaxSubscriptions bounds the topic filters one client holds (each
+	// stays in the broker's topic tree for the session's life). A
+	// SUBSCRIBE that would pass it adds nothing, and the client is
+	// disconnected (counted refused_subscription_limit).
+	MaxSubscriptions int
 	// SessionExpiry is how long the broker keeps a disconnected client's
 	// persistent session (MQTT 3.1.1 clean session off, or MQTT 5 session
 	// expiry, which it caps): its subscriptions and the QoS 1 messages
@@ -101,13 +106,14 @@ type User struct {
 // 20 ms linger, batches of up to 4096 messages or 60 KiB (an envelope every
 // node takes, low-memory ones included: they refuse over 64 KiB), 100,000
 // messages pending, 16 KiB payloads, 10,000 sessions kept for 2 h after
-// their client leaves, 1024 messages queued for a subscriber, 256 mesh
-// topics.
+// their client leaves, 1024 messages queued for a subscriber and 1000
+// filters for a client, 256 mesh topics.
 func DefaultConfig() Config {
 	return Config{
 		Listen: "127.0.0.1:1883", Linger: 20 * time.Millisecond,
 		MaxBatchEntries: 4096, MaxBatchBytes: 60 << 10, MaxPending: 100_000,
-		MaxPayload: 16 << 10, MaxClients: 10_000, SessionExpiry: 2 * time.Hour, MaxQueued: 1024, MaxMeshTopics: 256,
+		MaxPayload: 16 << 10, MaxClients: 10_000, SessionExpiry: 2 * time.Hour, MaxQueued: 1024, MaxSubscriptions: 1000,
+		MaxMeshTopics:   256,
 		ReceiptInterval: time.Second, BridgeClientID: "bitmesh-gateway",
 	}
 }
@@ -130,8 +136,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Bridge %q: want tcp://host:port or ssl://host:port", ErrConfig, c.Bridge)
 	}
 	if c.Linger <= 0 || c.MaxBatchEntries <= 0 || c.MaxBatchEntries > MaxBatchEntries || c.MaxPending <= 0 ||
-		c.MaxPayload <= 0 || c.MaxClients <= 0 || c.MaxMeshTopics <= 0 || c.ReceiptInterval <= 0 {
-		return fmt.Errorf("%w: Linger, MaxBatchEntries (at most %d), MaxPending, MaxPayload, MaxClients, MaxMeshTopics and ReceiptInterval must be positive", ErrConfig, MaxBatchEntries)
+		c.MaxPayload <= 0 || c.MaxClients <= 0 || c.MaxSubscriptions <= 0 || c.MaxMeshTopics <= 0 || c.ReceiptInterval <= 0 {
+		return fmt.Errorf("%w: Linger, MaxBatchEntries (at most %d), MaxPending, MaxPayload, MaxClients, MaxSubscriptions, MaxMeshTopics and ReceiptInterval must be positive", ErrConfig, MaxBatchEntries)
 	}
 	if c.MaxQueued < 1 || c.MaxQueued > math.MaxUint16 {
 		return fmt.Errorf("%w: MaxQueued %d: want 1 to %d", ErrConfig, c.MaxQueued, math.MaxUint16)

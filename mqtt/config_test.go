@@ -84,6 +84,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad mesh topic", func(c *Config) { c.Mappings = []Mapping{{MQTT: "a", Mesh: ""}} }},
 		{"user without bcrypt", func(c *Config) { c.Users = []User{{Name: "u", PasswordHash: "plain"}} }},
 		{"no queue", func(c *Config) { c.MaxQueued = 0 }},
+		{"no subscriptions", func(c *Config) { c.MaxSubscriptions = 0 }},
 		{"queue beyond packet IDs", func(c *Config) { c.MaxQueued = 1 << 16 }},
 		{"session expiry under a second", func(c *Config) { c.SessionExpiry = time.Millisecond }},
 	} {

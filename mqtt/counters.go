@@ -44,6 +44,8 @@ const (
 	// QoS 1 or 2 subscriber that already had MaxQueued unacknowledged.
 	countSubInflight = "dropped_subscriber_inflight"
 	countMeshTopics  = "refused_mesh_topic_limit"
+	// countSubscriptionLimit: clients cut off at MaxSubscriptions.
+	countSubscriptionLimit = "refused_subscription_limit"
 	// Sessions the broker ended: beyond MaxClients, or past SessionExpiry.
 	countSessionsEvicted = "sessions_evicted"
 	countSessionsExpired = "sessions_expired"
@@ -55,7 +57,7 @@ func newCounters() *counters {
 		countRepublished, countRepublishFailed, countRetryAcked, countRetryHeld, countPublishWait, countReceiptsSent,
 		countReceiptsDropped, countJournalBad, countUncertified, countAuthAnonymous, countAuthUnknown, countAuthPassword,
 		countACLPublish, countACLSubscribe, countOversize, countMalformed, countMeshRefused, countEcho, countUnmapped,
-		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired} {
+		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired, countSubscriptionLimit} {
 		c.m[k] = new(atomic.Uint64)
 	}
 	return c

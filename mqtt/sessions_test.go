@@ -110,3 +110,58 @@ func TestPersistentSessionFloodBounded(t *testing.T) {
 		t.Fatalf("%d sessions expired, want %d", st[countSessionsExpired], cfg.MaxClients-1)
 	}
 }
+
+// TestSubscriptionFloodBounded: a client subscribes to ever new filters,
+// many to a SUBSCRIBE. mochi sets no bound, and each filter stays in the
+// topic tree for as long as the session. The gateway holds a client to
+// MaxSubscriptions: the SUBSCRIBE that would pass it adds nothing, and the
+// client is disconnected and counted. Other clients keep subscribing.
+func TestSubscriptionFloodBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.MaxSubscriptions = 100
+	g := startGateway(t, cfg, "", nil)
+	srv := g.gw.srv
+
+	c := mqttConnect(t, g.gw.Addr(), "flood", false, "")
+	defer c.Close()
+	const perPacket = 30
+	var cut error
+	for p := 0; p < 10 && cut == nil; p++ {
+		body := []byte{0x00, byte(p + 1)} // packet ID
+		for i := range perPacket {
+			f := fmt.Sprintf("x/%02d/%02d", p, i)
+			body = append(append(append(body, 0x00, byte(len(f))), f...), 0x01)
+		}
+		rl := len(body) // remaining length, 7 bits a byte
+		pkt := []byte{0x82, byte(rl&0x7f) | 0x80, byte(rl >> 7)}
+		if _, err := c.Write(append(pkt, body...)); err != nil {
+			cut = err
+			break
+		}
+		suback := make([]byte, 4+perPacket)
+		_, cut = io.ReadFull(c, suback)
+	}
+	if cut == nil {
+		t.Fatal("the client subscribed to 300 filters and is still connected")
+	}
+	cl, ok := srv.Clients.Get("flood")
+	if !ok {
+		t.Fatal("the persistent session is gone")
+	}
+	if n := cl.State.Subscriptions.Len(); n > cfg.MaxSubscriptions {
+		t.Fatalf("the client holds %d filters, bound %d", n, cfg.MaxSubscriptions)
+	}
+	if st := g.gw.Stats(); st[countSubscriptionLimit] != 1 {
+		t.Fatalf("%d refusals counted, want 1", st[countSubscriptionLimit])
+	}
+	// A client within the bound is served as before.
+	other := mqttConnect(t, g.gw.Addr(), "other", true, "t")
+	defer other.Close()
+	g.gw.deliverLocal(Delivered{Topic: "t", Payload: []byte("hello"), Entry: -1, Time: time.Now()}, false)
+	other.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(other, hdr); err != nil || hdr[0]&0xf0 != 0x30 {
+		t.Fatalf("subscriber within the bound: % x, %v", hdr, err)
+	}
+}
