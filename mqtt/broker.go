@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,6 +90,9 @@ type hook struct {
 
 	sessMu sync.Mutex // serialises evictions
 
+	retMu    sync.Mutex
+	retained map[string]struct{} // topics with a retained message, $SYS/ aside
+
 	authSem  chan struct{} // bounds concurrent bcrypt checks
 	verified sync.Map      // user + sha256(password) → true, for passwords checked once
 	once     sync.Once
@@ -99,7 +103,46 @@ func (h *hook) ID() string { return "bitmesh-gateway" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish,
 		mochi.OnPacketEncode, mochi.OnSubscribed, mochi.OnPublishDropped,
-		mochi.OnSessionEstablished, mochi.OnClientExpired, mochi.OnSubscribe}, []byte{b})
+		mochi.OnSessionEstablished, mochi.OnClientExpired, mochi.OnSubscribe, mochi.OnRetainMessage,
+		mochi.OnRetainedExpired}, []byte{b})
+}
+
+// OnRetainMessage keeps the broker's retained messages to MaxRetained
+// topics: mochi keeps each for a day whatever their number, and a client
+// (or, through a wildcard mapping, a mesh publisher) can retain on ever new
+// topics. A new topic beyond the bound is let go as soon as it is stored;
+// a kept topic is still updated. The broker's own $SYS topics do not
+// count.
+func (h *hook) OnRetainMessage(cl *mochi.Client, pk packets.Packet, r int64) {
+	t := pk.TopicName
+	if strings.HasPrefix(t, "$SYS/") {
+		return
+	}
+	h.retMu.Lock()
+	defer h.retMu.Unlock()
+	if h.retained == nil {
+		h.retained = map[string]struct{}{}
+	}
+	switch _, kept := h.retained[t]; {
+	case r == -1:
+		delete(h.retained, t)
+	case r != 1 || kept:
+	case len(h.retained) < h.g.cfg.MaxRetained:
+		h.retained[t] = struct{}{}
+	default:
+		// An empty retained message clears the topic (MQTT-3.3.1-6).
+		h.srv.Topics.RetainMessage(packets.Packet{TopicName: t})
+		h.g.counts.add(countRetainedLimit)
+		h.g.logger().Warn("mqtt: retained message limit reached, message delivered but not kept",
+			"client", cl.ID, "topic", t, "max_retained", h.g.cfg.MaxRetained)
+	}
+}
+
+// OnRetainedExpired forgets a retained topic mochi let go.
+func (h *hook) OnRetainedExpired(topic string) {
+	h.retMu.Lock()
+	defer h.retMu.Unlock()
+	delete(h.retained, topic)
 }
 
 // OnSubscribe holds a client to MaxSubscriptions filters: mochi sets no

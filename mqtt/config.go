@@ -66,6 +66,11 @@ type Config struct {
 	// SUBSCRIBE that would pass it adds nothing, and the client is
 	// disconnected (counted refused_subscription_limit).
 	MaxSubscriptions int
+	// MaxRetained bounds the topics the broker keeps a retained message
+	// for (mochi keeps each for a day). A retained message on a new topic
+	// beyond it is delivered but not kept (counted dropped_retained_limit);
+	// a topic already kept is still updated.
+	MaxRetained int
 	// SessionExpiry is how long the broker keeps a disconnected client's
 	// persistent session (MQTT 3.1.1 clean session off, or MQTT 5 session
 	// expiry, which it caps): its subscriptions and the QoS 1 messages
@@ -107,13 +112,13 @@ type User struct {
 // node takes, low-memory ones included: they refuse over 64 KiB), 100,000
 // messages pending, 16 KiB payloads, 10,000 sessions kept for 2 h after
 // their client leaves, 1024 messages queued for a subscriber and 1000
-// filters for a client, 256 mesh topics.
+// filters for a client, 10,000 retained topics, 256 mesh topics.
 func DefaultConfig() Config {
 	return Config{
 		Listen: "127.0.0.1:1883", Linger: 20 * time.Millisecond,
 		MaxBatchEntries: 4096, MaxBatchBytes: 60 << 10, MaxPending: 100_000,
-		MaxPayload: 16 << 10, MaxClients: 10_000, SessionExpiry: 2 * time.Hour, MaxQueued: 1024, MaxSubscriptions: 1000,
-		MaxMeshTopics:   256,
+		MaxPayload: 16 << 10, MaxClients: 10_000, SessionExpiry: 2 * time.Hour,
+		MaxQueued: 1024, MaxSubscriptions: 1000, MaxRetained: 10_000, MaxMeshTopics: 256,
 		ReceiptInterval: time.Second, BridgeClientID: "bitmesh-gateway",
 	}
 }
@@ -136,8 +141,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Bridge %q: want tcp://host:port or ssl://host:port", ErrConfig, c.Bridge)
 	}
 	if c.Linger <= 0 || c.MaxBatchEntries <= 0 || c.MaxBatchEntries > MaxBatchEntries || c.MaxPending <= 0 ||
-		c.MaxPayload <= 0 || c.MaxClients <= 0 || c.MaxSubscriptions <= 0 || c.MaxMeshTopics <= 0 || c.ReceiptInterval <= 0 {
-		return fmt.Errorf("%w: Linger, MaxBatchEntries (at most %d), MaxPending, MaxPayload, MaxClients, MaxSubscriptions, MaxMeshTopics and ReceiptInterval must be positive", ErrConfig, MaxBatchEntries)
+		c.MaxPayload <= 0 || c.MaxClients <= 0 || c.MaxSubscriptions <= 0 || c.MaxRetained <= 0 || c.MaxMeshTopics <= 0 || c.ReceiptInterval <= 0 {
+		return fmt.Errorf("%w: Linger, MaxBatchEntries (at most %d), MaxPending, MaxPayload, MaxClients, MaxSubscriptions, MaxRetained, MaxMeshTopics and ReceiptInterval must be positive", ErrConfig, MaxBatchEntries)
 	}
 	if c.MaxQueued < 1 || c.MaxQueued > math.MaxUint16 {
 		return fmt.Errorf("%w: MaxQueued %d: want 1 to %d", ErrConfig, c.MaxQueued, math.MaxUint16)

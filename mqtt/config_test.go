@@ -85,6 +85,7 @@ func TestConfigValidate(t *testing.T) {
 		{"user without bcrypt", func(c *Config) { c.Users = []User{{Name: "u", PasswordHash: "plain"}} }},
 		{"no queue", func(c *Config) { c.MaxQueued = 0 }},
 		{"no subscriptions", func(c *Config) { c.MaxSubscriptions = 0 }},
+		{"no retained", func(c *Config) { c.MaxRetained = 0 }},
 		{"queue beyond packet IDs", func(c *Config) { c.MaxQueued = 1 << 16 }},
 		{"session expiry under a second", func(c *Config) { c.SessionExpiry = time.Millisecond }},
 	} {

@@ -46,6 +46,9 @@ const (
 	countMeshTopics  = "refused_mesh_topic_limit"
 	// countSubscriptionLimit: clients cut off at MaxSubscriptions.
 	countSubscriptionLimit = "refused_subscription_limit"
+	// countRetainedLimit: retained messages on new topics beyond
+	// MaxRetained, delivered but not kept.
+	countRetainedLimit = "dropped_retained_limit"
 	// Sessions the broker ended: beyond MaxClients, or past SessionExpiry.
 	countSessionsEvicted = "sessions_evicted"
 	countSessionsExpired = "sessions_expired"
@@ -57,7 +60,7 @@ func newCounters() *counters {
 		countRepublished, countRepublishFailed, countRetryAcked, countRetryHeld, countPublishWait, countReceiptsSent,
 		countReceiptsDropped, countJournalBad, countUncertified, countAuthAnonymous, countAuthUnknown, countAuthPassword,
 		countACLPublish, countACLSubscribe, countOversize, countMalformed, countMeshRefused, countEcho, countUnmapped,
-		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired, countSubscriptionLimit} {
+		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired, countSubscriptionLimit, countRetainedLimit} {
 		c.m[k] = new(atomic.Uint64)
 	}
 	return c

@@ -1,9 +1,11 @@
 package mqtt
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,4 +166,64 @@ func TestSubscriptionFloodBounded(t *testing.T) {
 	if _, err := io.ReadFull(other, hdr); err != nil || hdr[0]&0xf0 != 0x30 {
 		t.Fatalf("subscriber within the bound: % x, %v", hdr, err)
 	}
+}
+
+// TestRetainedFloodBounded: a client publishes retained messages on ever
+// new topics the mesh does not take (so the broker keeps them itself).
+// mochi keeps every one for a day. The gateway keeps at most MaxRetained
+// topics: a new one beyond is not kept, and counted; a topic already kept
+// is still updated.
+func TestRetainedFloodBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.MaxRetained = 20
+	g := startGateway(t, cfg, "", nil)
+	srv := g.gw.srv
+
+	c := mqttConnect(t, g.gw.Addr(), "retainer", true, "")
+	defer c.Close()
+	publishRetained := func(topic, payload string) {
+		body := append(append([]byte{0x00, byte(len(topic))}, topic...), payload...)
+		if _, err := c.Write(append([]byte{0x31, byte(len(body))}, body...)); err != nil { // QoS 0, retain
+			t.Fatal(err)
+		}
+	}
+	// "$local/…" never maps to the mesh: the broker keeps it.
+	for i := range 50 {
+		publishRetained(fmt.Sprintf("$local/%02d", i), "v1")
+	}
+	publishRetained("$local/00", "v2") // an update of a kept topic
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if n := g.gw.Stats()[countRetainedLimit]; n != 30 {
+			return fmt.Errorf("%d retained messages refused, want 30", n)
+		}
+		return nil
+	})
+	kept := 0
+	for topic := range srv.Topics.Retained.GetAll() {
+		if !strings.HasPrefix(topic, "$SYS/") { // the broker's own
+			kept++
+		}
+	}
+	if kept != cfg.MaxRetained {
+		t.Fatalf("%d retained messages kept, want %d", kept, cfg.MaxRetained)
+	}
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if pk, ok := srv.Topics.Retained.Get("$local/00"); !ok || string(pk.Payload) != "v2" {
+			return fmt.Errorf("kept topic not updated: %q, %v", pk.Payload, ok)
+		}
+		return nil
+	})
+	if _, ok := srv.Topics.Retained.Get("$local/20"); ok {
+		t.Fatal("a topic beyond the bound was kept")
+	}
+	// Clearing a kept topic (an empty retained message) frees its place.
+	publishRetained("$local/01", "")
+	publishRetained("$local/99", "v1")
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if _, ok := srv.Topics.Retained.Get("$local/99"); !ok {
+			return errors.New("a topic was not kept after another was cleared")
+		}
+		return nil
+	})
 }

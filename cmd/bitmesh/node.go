@@ -112,7 +112,7 @@ type nodeFlags struct {
 	mqttMaps, mqttUsers                                  stringList
 	mqttLinger, mqttSessionExpiry                        *time.Duration
 	mqttMaxPayload, mqttMaxQueued, mqttMaxClients        *int
-	mqttMaxSubscriptions                                 *int
+	mqttMaxSubscriptions, mqttMaxRetained                *int
 	ckEvery                                              *uint64
 	ckInterval, anchorEvery                              *time.Duration
 	logDefaults                                          meshlog.Config
@@ -161,6 +161,7 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.mqttMaxPayload = fs.Int("mqtt-max-payload", mq.MaxPayload, "largest MQTT message payload in bytes; bigger packets are refused")
 	f.mqttMaxClients = fs.Int("mqtt-max-clients", mq.MaxClients, "MQTT sessions the broker keeps, connected or not; beyond, the session disconnected longest is ended")
 	f.mqttMaxSubscriptions = fs.Int("mqtt-max-subscriptions", mq.MaxSubscriptions, "topic filters one MQTT client may hold; a client that subscribes past it is disconnected")
+	f.mqttMaxRetained = fs.Int("mqtt-max-retained", mq.MaxRetained, "topics the MQTT broker keeps a retained message for; a retained message on a new topic beyond is delivered but not kept")
 	f.mqttMaxQueued = fs.Int("mqtt-max-queued", mq.MaxQueued, "messages the MQTT broker holds for one subscriber (sent and unacknowledged, or waiting to be written); more are dropped and counted")
 	f.mqttSessionExpiry = fs.Duration("mqtt-session-expiry", mq.SessionExpiry, "how long the broker keeps a disconnected client's persistent session and the QoS 1 messages queued for it")
 	fs.Var(&f.objectTypes, "object-type", "fetch objects of this `type` (firmware, config) as soon as a peer announces one (repeatable)")
@@ -308,7 +309,7 @@ func mqttConfig(f *nodeFlags) (*mqtt.Config, error) {
 	c.BridgeUsername, c.BridgePassword = *f.mqttBridgeUser, *f.mqttBridgePass
 	c.TLSCert, c.TLSKey, c.Linger, c.MaxPayload = *f.mqttTLSCert, *f.mqttTLSKey, *f.mqttLinger, *f.mqttMaxPayload
 	c.SessionExpiry, c.MaxQueued, c.MaxClients = *f.mqttSessionExpiry, *f.mqttMaxQueued, *f.mqttMaxClients
-	c.MaxSubscriptions = *f.mqttMaxSubscriptions
+	c.MaxSubscriptions, c.MaxRetained = *f.mqttMaxSubscriptions, *f.mqttMaxRetained
 	for _, m := range f.mqttMaps {
 		mp, err := mqtt.ParseMapping(m)
 		if err != nil {
