@@ -123,6 +123,17 @@ func DefaultConfig() Config {
 	}
 }
 
+// LowMemoryConfig is DefaultConfig for boards with little RAM (the node's
+// low-memory profile): 10,000 messages pending, 1000 sessions, 256
+// messages queued for a subscriber, 100 filters a client, 1000 retained
+// topics, 64 mesh topics.
+func LowMemoryConfig() Config {
+	c := DefaultConfig()
+	c.MaxPending, c.MaxClients, c.MaxQueued = 10_000, 1000, 256
+	c.MaxSubscriptions, c.MaxRetained, c.MaxMeshTopics = 100, 1000, 64
+	return c
+}
+
 // ReceiptTopicPrefix starts the companion topic on which the gateway
 // publishes each logged batch's receipt: ReceiptTopicPrefix + mesh topic.
 // MQTT clients may subscribe to it; none may publish to it, and it never

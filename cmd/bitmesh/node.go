@@ -147,7 +147,7 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.btcRPC = fs.String("anchor-bitcoin-rpc", "", "Bitcoin node JSON-RPC URL (http://user:pass@host:port) to anchor checkpoints in OP_RETURN outputs, paid from the device key's P2PKH address (btcd with --txindex --addrindex)")
 	f.btcNet = fs.String("anchor-bitcoin-net", "mainnet", "Bitcoin network of --anchor-bitcoin-rpc: mainnet, testnet3, signet, regtest or simnet")
 	f.anchorEvery = fs.Duration("anchor-interval", logDefaults.AnchorInterval, "anchor the newest checkpoint of each log this often")
-	mq := mqtt.DefaultConfig()
+	mq, mqLow := mqtt.DefaultConfig(), mqtt.LowMemoryConfig()
 	f.mqttListen = fs.String("mqtt", "", "run the MQTT gateway's embedded broker (MQTT 3.1.1 and 5) on this `HOST:PORT` (off when empty); clients without a password are let in from loopback only")
 	f.mqttBridge = fs.String("mqtt-bridge", "", "bridge the mesh to an existing MQTT broker at this `URL` (tcp://host:port or ssl://host:port) as a client")
 	f.mqttBridgeID = fs.String("mqtt-bridge-client-id", mq.BridgeClientID, "MQTT client ID of the --mqtt-bridge connection (its session persists across restarts)")
@@ -159,10 +159,10 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.mqttTLSKey = fs.String("mqtt-tls-key", "", "PEM private key `FILE` of --mqtt-tls-cert")
 	f.mqttLinger = fs.Duration("mqtt-linger", mq.Linger, "how long an MQTT message waits for others to share its signed envelope (more: fewer signatures, more latency)")
 	f.mqttMaxPayload = fs.Int("mqtt-max-payload", mq.MaxPayload, "largest MQTT message payload in bytes; bigger packets are refused")
-	f.mqttMaxClients = fs.Int("mqtt-max-clients", mq.MaxClients, "MQTT sessions the broker keeps, connected or not; beyond, the session disconnected longest is ended")
-	f.mqttMaxSubscriptions = fs.Int("mqtt-max-subscriptions", mq.MaxSubscriptions, "topic filters one MQTT client may hold; a client that subscribes past it is disconnected")
-	f.mqttMaxRetained = fs.Int("mqtt-max-retained", mq.MaxRetained, "topics the MQTT broker keeps a retained message for; a retained message on a new topic beyond is delivered but not kept")
-	f.mqttMaxQueued = fs.Int("mqtt-max-queued", mq.MaxQueued, "messages the MQTT broker holds for one subscriber (sent and unacknowledged, or waiting to be written); more are dropped and counted")
+	f.mqttMaxClients = fs.Int("mqtt-max-clients", mq.MaxClients, fmt.Sprintf("MQTT sessions the broker keeps, connected or not; beyond, the session disconnected longest is ended (--profile low-memory: %d)", mqLow.MaxClients))
+	f.mqttMaxSubscriptions = fs.Int("mqtt-max-subscriptions", mq.MaxSubscriptions, fmt.Sprintf("topic filters one MQTT client may hold; a client that subscribes past it is disconnected (--profile low-memory: %d)", mqLow.MaxSubscriptions))
+	f.mqttMaxRetained = fs.Int("mqtt-max-retained", mq.MaxRetained, fmt.Sprintf("topics the MQTT broker keeps a retained message for; a retained message on a new topic beyond is delivered but not kept (--profile low-memory: %d)", mqLow.MaxRetained))
+	f.mqttMaxQueued = fs.Int("mqtt-max-queued", mq.MaxQueued, fmt.Sprintf("messages the MQTT broker holds for one subscriber (sent and unacknowledged, or waiting to be written); more are dropped and counted (--profile low-memory: %d)", mqLow.MaxQueued))
 	f.mqttSessionExpiry = fs.Duration("mqtt-session-expiry", mq.SessionExpiry, "how long the broker keeps a disconnected client's persistent session and the QoS 1 messages queued for it")
 	fs.Var(&f.objectTypes, "object-type", "fetch objects of this `type` (firmware, config) as soon as a peer announces one (repeatable)")
 	fs.Var(&f.objectPublishers, "object-publisher", "fetch objects automatically only if this device `ID` signed them (repeatable; default any publisher)")
@@ -174,7 +174,7 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.sellAnchorMsat = fs.Uint64("sell-anchor-msat", 0, "sell the \"anchor\" service at this price in msat per checkpoint: other nodes pay to have a checkpoint anchored through this node's --anchor-calendar and --anchor-bitcoin-rpc (0: not sold)")
 	f.sellCertifyMsat = fs.Uint64("sell-certify-msat", 0, "sell the \"certify\" service at this price in msat per message: a device pays to have its own signed envelope logged in one of this node's --log-topic logs and gets the receipt back (0: not sold)")
 	f.salesTopic = fs.String("sales-topic", "", "publish each sale on this topic (log it with --log-topic so every sale gets a receipt)")
-	f.profile = fs.String("profile", "default", "settings to start from: default, or low-memory for boards with little RAM (8..24 connections, 64 KiB envelopes, smaller caches and queues, libp2p resource limits at their base, GOGC=50; easier to eclipse)")
+	f.profile = fs.String("profile", "default", "settings to start from: default, or low-memory for boards with little RAM (8..24 connections, 64 KiB envelopes, smaller caches and queues, libp2p resource limits at their base, GOGC=50, MQTT broker bounds of mqtt.LowMemoryConfig; easier to eclipse)")
 	f.config = fs.String("config", "", "read flag values from this YAML `FILE` (see `bitmesh config default`); flags on the command line win")
 	return f
 }
@@ -289,7 +289,9 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 		return node.Config{}, o, usagef(fs, "--sell-certify-msat needs --lnd-rest and at least one --log-topic")
 	}
 	o.sellCertify = *f.sellCertifyMsat
-	if o.mqtt, err = mqttConfig(f); err != nil {
+	set := map[string]bool{} // given on the command line or in --config
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if o.mqtt, err = mqttConfig(f, set); err != nil {
 		return node.Config{}, o, usagef(fs, "%v", err)
 	}
 	if o.mqtt != nil {
@@ -299,17 +301,29 @@ func nodeConfig(args []string, stderr io.Writer) (node.Config, nodeOptions, erro
 }
 
 // mqttConfig is the gateway's configuration from the --mqtt flags, or nil
-// when neither --mqtt nor --mqtt-bridge is given.
-func mqttConfig(f *nodeFlags) (*mqtt.Config, error) {
+// when neither --mqtt nor --mqtt-bridge is given. The broker's bounds
+// start from the profile's (mqtt.LowMemoryConfig under --profile
+// low-memory); a bound given as a flag (set) wins.
+func mqttConfig(f *nodeFlags, set map[string]bool) (*mqtt.Config, error) {
 	if *f.mqttListen == "" && *f.mqttBridge == "" {
 		return nil, nil
 	}
 	c := mqtt.DefaultConfig()
+	if *f.profile == "low-memory" {
+		c = mqtt.LowMemoryConfig()
+	}
 	c.Listen, c.Bridge, c.BridgeClientID = *f.mqttListen, *f.mqttBridge, *f.mqttBridgeID
 	c.BridgeUsername, c.BridgePassword = *f.mqttBridgeUser, *f.mqttBridgePass
 	c.TLSCert, c.TLSKey, c.Linger, c.MaxPayload = *f.mqttTLSCert, *f.mqttTLSKey, *f.mqttLinger, *f.mqttMaxPayload
-	c.SessionExpiry, c.MaxQueued, c.MaxClients = *f.mqttSessionExpiry, *f.mqttMaxQueued, *f.mqttMaxClients
-	c.MaxSubscriptions, c.MaxRetained = *f.mqttMaxSubscriptions, *f.mqttMaxRetained
+	c.SessionExpiry = *f.mqttSessionExpiry
+	for name, bound := range map[string]struct{ dst, flag *int }{
+		"mqtt-max-clients": {&c.MaxClients, f.mqttMaxClients}, "mqtt-max-queued": {&c.MaxQueued, f.mqttMaxQueued},
+		"mqtt-max-subscriptions": {&c.MaxSubscriptions, f.mqttMaxSubscriptions}, "mqtt-max-retained": {&c.MaxRetained, f.mqttMaxRetained},
+	} {
+		if set[name] {
+			*bound.dst = *bound.flag
+		}
+	}
 	for _, m := range f.mqttMaps {
 		mp, err := mqtt.ParseMapping(m)
 		if err != nil {

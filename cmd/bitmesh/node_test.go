@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitmesh/bitmesh/mqtt"
 	"github.com/bitmesh/bitmesh/node"
 )
 
@@ -70,6 +71,20 @@ func TestNodeConfig(t *testing.T) {
 			want := node.LowMemoryConfig()
 			if cfg.ConnHigh != want.ConnHigh || cfg.MaxEnvelopeSize != want.MaxEnvelopeSize || cfg.SeenCacheSize != want.SeenCacheSize {
 				t.Errorf("config %+v, want LowMemoryConfig's limits", cfg)
+			}
+		}},
+		{"low-memory profile bounds the MQTT broker", []string{"--profile", "low-memory", "--mqtt", "127.0.0.1:1883", "--mqtt-max-queued", "64"}, false,
+			func(t *testing.T, _ node.Config, o nodeOptions) {
+				low := mqtt.LowMemoryConfig()
+				if o.mqtt == nil || o.mqtt.MaxClients != low.MaxClients || o.mqtt.MaxRetained != low.MaxRetained ||
+					o.mqtt.MaxSubscriptions != low.MaxSubscriptions || o.mqtt.MaxPending != low.MaxPending || o.mqtt.MaxQueued != 64 {
+					t.Errorf("MQTT config %+v, want LowMemoryConfig's bounds and the MaxQueued given", o.mqtt)
+				}
+			}},
+		{"default profile MQTT bounds", []string{"--mqtt", "127.0.0.1:1883"}, false, func(t *testing.T, _ node.Config, o nodeOptions) {
+			def := mqtt.DefaultConfig()
+			if o.mqtt == nil || o.mqtt.MaxClients != def.MaxClients || o.mqtt.MaxQueued != def.MaxQueued {
+				t.Errorf("MQTT config %+v, want DefaultConfig's bounds", o.mqtt)
 			}
 		}},
 		{"unknown profile", []string{"--profile", "tiny"}, true, nil},
