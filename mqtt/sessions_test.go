@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	mochi "github.com/mochi-mqtt/server/v2"
+
 	"github.com/bitmesh/bitmesh/internal/testwait"
 )
 
@@ -47,6 +49,17 @@ func mqttConnect(t *testing.T, addr, id string, clean bool, filter string) net.C
 	return c
 }
 
+// startBoundedGateway starts a gateway whose broker listens on a free
+// loopback port, with the bounds mod sets.
+func startBoundedGateway(t *testing.T, mod func(*Config)) (testGateway, *mochi.Server) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	mod(&cfg)
+	g := startGateway(t, cfg, "", nil)
+	return g, g.gw.srv
+}
+
 // TestPersistentSessionFloodBounded: a local client opens persistent
 // sessions under ever new client IDs, each subscribed to everything, and
 // goes away. Without bounds each session would stay for good, and every
@@ -56,12 +69,8 @@ func mqttConnect(t *testing.T, addr, id string, clean bool, filter string) net.C
 // SessionExpiry has passed, and a connected subscriber keeps getting its
 // messages throughout.
 func TestPersistentSessionFloodBounded(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.MaxClients = 10
-	cfg.SessionExpiry = 2 * time.Second
-	g := startGateway(t, cfg, "", nil)
-	srv := g.gw.srv
+	cfg := Config{MaxClients: 10}
+	g, srv := startBoundedGateway(t, func(c *Config) { c.MaxClients, c.SessionExpiry = cfg.MaxClients, 2*time.Second })
 
 	live := mqttConnect(t, g.gw.Addr(), "live", true, "t")
 	defer live.Close()
@@ -119,11 +128,8 @@ func TestPersistentSessionFloodBounded(t *testing.T) {
 // MaxSubscriptions: the SUBSCRIBE that would pass it adds nothing, and the
 // client is disconnected and counted. Other clients keep subscribing.
 func TestSubscriptionFloodBounded(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.MaxSubscriptions = 100
-	g := startGateway(t, cfg, "", nil)
-	srv := g.gw.srv
+	cfg := Config{MaxSubscriptions: 100}
+	g, srv := startBoundedGateway(t, func(c *Config) { c.MaxSubscriptions = cfg.MaxSubscriptions })
 
 	c := mqttConnect(t, g.gw.Addr(), "flood", false, "")
 	defer c.Close()
@@ -174,11 +180,8 @@ func TestSubscriptionFloodBounded(t *testing.T) {
 // topics: a new one beyond is not kept, and counted; a topic already kept
 // is still updated.
 func TestRetainedFloodBounded(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.MaxRetained = 20
-	g := startGateway(t, cfg, "", nil)
-	srv := g.gw.srv
+	cfg := Config{MaxRetained: 20}
+	g, srv := startBoundedGateway(t, func(c *Config) { c.MaxRetained = cfg.MaxRetained })
 
 	c := mqttConnect(t, g.gw.Addr(), "retainer", true, "")
 	defer c.Close()
