@@ -93,6 +93,9 @@ type hook struct {
 	retMu    sync.Mutex
 	retained map[string]struct{} // topics with a retained message, $SYS/ aside
 
+	willMu sync.Mutex
+	wills  map[string]time.Time // client ID → when its delayed will is due
+
 	authSem  chan struct{} // bounds concurrent bcrypt checks
 	verified sync.Map      // user + sha256(password) → true, for passwords checked once
 	once     sync.Once
@@ -104,7 +107,57 @@ func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish,
 		mochi.OnPacketEncode, mochi.OnSubscribed, mochi.OnPublishDropped,
 		mochi.OnSessionEstablished, mochi.OnClientExpired, mochi.OnSubscribe, mochi.OnRetainMessage,
-		mochi.OnRetainedExpired}, []byte{b})
+		mochi.OnRetainedExpired, mochi.OnWill}, []byte{b})
+}
+
+// OnWill bounds the wills that wait out a delay (MQTT 5). mochi caps a
+// will's delay at the session expiry the client asked for, but not at the
+// one the broker granted (SessionExpiry), nor at 0 when the client asked
+// for none; so a will could wait 136 years after its session ended, which
+// MQTT 5 says ends the wait. The delay is capped at the session's granted
+// expiry, and at most MaxClients wills wait at once: beyond, a will is
+// published now, counted. mochi takes the delay from the client, not from
+// the will this returns.
+func (h *hook) OnWill(cl *mochi.Client, will mochi.Will) (mochi.Will, error) {
+	d := cl.Properties.Will.WillDelayInterval
+	if d == 0 {
+		return will, nil
+	}
+	var expiry uint32 // absent: 0, the session ends with the connection
+	if cl.Properties.Props.SessionExpiryIntervalFlag {
+		expiry = cl.Properties.Props.SessionExpiryInterval // as granted at connect
+	}
+	d = min(d, expiry)
+	now := time.Now()
+	h.willMu.Lock()
+	defer h.willMu.Unlock()
+	if h.wills == nil {
+		h.wills = map[string]time.Time{}
+	}
+	if len(h.wills) >= h.g.cfg.MaxClients {
+		for id, at := range h.wills {
+			if !at.After(now) {
+				delete(h.wills, id)
+			}
+		}
+	}
+	if _, waiting := h.wills[cl.ID]; d > 0 && !waiting && len(h.wills) >= h.g.cfg.MaxClients {
+		d = 0
+		h.g.counts.add(countWillsEarly)
+	}
+	if d > 0 {
+		h.wills[cl.ID] = now.Add(time.Duration(d) * time.Second)
+	}
+	cl.Properties.Will.WillDelayInterval = d
+	return will, nil
+}
+
+// forgetWill drops a waiting will's place: its client is back, and mochi
+// dropped the will.
+func (h *hook) forgetWill(id string) {
+	h.willMu.Lock()
+	defer h.willMu.Unlock()
+	delete(h.wills, id)
 }
 
 // OnRetainMessage keeps the broker's retained messages to MaxRetained
@@ -175,6 +228,7 @@ func (h *hook) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Packet {
 // session that has waited longest goes; a connected one never does (the
 // MaximumClients check refuses connections when all are).
 func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	h.forgetWill(cl.ID)
 	h.sessMu.Lock()
 	defer h.sessMu.Unlock()
 	for h.sessions() > h.g.cfg.MaxClients {

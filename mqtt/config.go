@@ -52,7 +52,9 @@ type Config struct {
 	// MaxClients bounds the broker's sessions, connected or not. A new
 	// session beyond it ends the disconnected session that has waited
 	// longest (counted sessions_evicted); when every session is
-	// connected, the connection is refused.
+	// connected, the connection is refused. It also bounds the MQTT 5
+	// wills waiting out a delay: a will beyond is published at once
+	// (counted wills_published_early).
 	MaxClients int
 	// MaxQueued bounds the messages the broker holds for one subscriber:
 	// QoS 1 and 2 ones sent and not yet acknowledged, and those waiting to

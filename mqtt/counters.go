@@ -49,6 +49,9 @@ const (
 	// countRetainedLimit: retained messages on new topics beyond
 	// MaxRetained, delivered but not kept.
 	countRetainedLimit = "dropped_retained_limit"
+	// countWillsEarly: delayed wills published at once, MaxClients
+	// being already waiting.
+	countWillsEarly = "wills_published_early"
 	// Sessions the broker ended: beyond MaxClients, or past SessionExpiry.
 	countSessionsEvicted = "sessions_evicted"
 	countSessionsExpired = "sessions_expired"
@@ -60,7 +63,7 @@ func newCounters() *counters {
 		countRepublished, countRepublishFailed, countRetryAcked, countRetryHeld, countPublishWait, countReceiptsSent,
 		countReceiptsDropped, countJournalBad, countUncertified, countAuthAnonymous, countAuthUnknown, countAuthPassword,
 		countACLPublish, countACLSubscribe, countOversize, countMalformed, countMeshRefused, countEcho, countUnmapped,
-		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired, countSubscriptionLimit, countRetainedLimit} {
+		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired, countSubscriptionLimit, countRetainedLimit, countWillsEarly} {
 		c.m[k] = new(atomic.Uint64)
 	}
 	return c

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strings"
 	"testing"
@@ -229,4 +230,75 @@ func TestRetainedFloodBounded(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// connectWithWill opens an MQTT 5 connection as client id with a session
+// expiry of expiry seconds and a will on topic delayed by delay seconds,
+// then drops the connection without a DISCONNECT, which sends the will.
+func connectWithWill(t *testing.T, addr, id, topic string, expiry, delay uint32) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	be32 := func(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+	body := []byte{0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x06, 0x00, 0x3c} // will flag, clean start, keepalive 60
+	body = append(append(body, 0x05, 0x11), be32(expiry)...)               // session expiry interval
+	body = append(body, str(id)...)
+	body = append(append(body, 0x05, 0x18), be32(delay)...) // will delay interval
+	body = append(append(body, str(topic)...), str("gone")...)
+	if _, err := c.Write(append([]byte{0x10, byte(len(body))}, body...)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(c, hdr); err != nil || hdr[0] != 0x20 {
+		t.Fatalf("client %s: CONNACK % x, %v", id, hdr, err)
+	}
+	rest := make([]byte, hdr[1])
+	if _, err := io.ReadFull(c, rest); err != nil || rest[1] != 0 {
+		t.Fatalf("client %s: CONNACK % x, %v", id, rest, err)
+	}
+}
+
+// TestDelayedWillsBounded: MQTT 5 clients under new client IDs ask for
+// the longest session and leave wills delayed by 136 years. mochi grants
+// the session SessionExpiry but keeps each will until its own delay
+// passes, long after the session ended (which MQTT 5 says ends the wait).
+// The gateway caps a will's delay at its session's granted expiry and
+// keeps at most MaxClients wills waiting; a will beyond is published at
+// once, counted.
+func TestDelayedWillsBounded(t *testing.T) {
+	cfg := Config{MaxClients: 10}
+	g, _ := startBoundedGateway(t, func(c *Config) { c.MaxClients, c.SessionExpiry = cfg.MaxClients, 2*time.Second })
+	watch := mqttConnect(t, g.gw.Addr(), "watch", true, "will/#")
+	defer watch.Close()
+	const leavers = 30
+	start := time.Now()
+	for i := range leavers {
+		connectWithWill(t, g.gw.Addr(), fmt.Sprintf("w%03d", i), fmt.Sprintf("will/%02d", i), math.MaxUint32, math.MaxUint32)
+	}
+	// Every will arrives: those beyond the bound at once, the others once
+	// their 2 s sessions have ended.
+	watch.SetReadDeadline(time.Now().Add(15 * time.Second))
+	got := map[string]bool{}
+	for len(got) < leavers {
+		hdr := make([]byte, 2)
+		if _, err := io.ReadFull(watch, hdr); err != nil {
+			t.Fatalf("after %d of %d wills: %v", len(got), leavers, err)
+		}
+		pk := make([]byte, hdr[1])
+		if _, err := io.ReadFull(watch, pk); err != nil {
+			t.Fatal(err)
+		}
+		if hdr[0]&0xf0 == 0x30 {
+			got[string(pk[2:2+int(pk[1])])] = true
+		}
+	}
+	t.Logf("%d wills in %v", leavers, time.Since(start).Round(100*time.Millisecond))
+	if n := g.gw.Stats()[countWillsEarly]; n != leavers-uint64(cfg.MaxClients) {
+		t.Fatalf("%d wills published early, want %d", n, leavers-cfg.MaxClients)
+	}
 }
