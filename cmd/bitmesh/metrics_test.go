@@ -22,7 +22,7 @@ func TestNodeMetricsEndpoint(t *testing.T) {
 		t.Fatalf("metrics %q without --metrics", readyA.Metrics)
 	}
 	_, readyB := startNodeProc(t, t.TempDir(), "--metrics", "127.0.0.1:0", "--bootstrap", readyA.Addrs[0],
-		"--log-topic", "e2e/metrics")
+		"--log-topic", "e2e/metrics", "--mqtt", "127.0.0.1:0")
 	if readyB.Metrics == "" || readyB.Metrics == readyB.API {
 		t.Fatalf("ready line metrics %q (api %q): want a listener of its own", readyB.Metrics, readyB.API)
 	}
@@ -50,7 +50,8 @@ func TestNodeMetricsEndpoint(t *testing.T) {
 		{"/metrics", `bitmesh_log_entries{topic="e2e/metrics"} 0`}, // the meshlog extension, wired
 		{"/metrics", `bitmesh_objects{state="complete"} 0`},        // the inventory extension, wired
 		{"/metrics", `bitmesh_object_refused_total{reason="tail_stalls"} 0`},
-		{"/metrics", "libp2p_"}, // the host's own metrics, in the same registry
+		{"/metrics", `bitmesh_mqtt_events_total{event="sessions_evicted"} 0`}, // the MQTT gateway, wired
+		{"/metrics", "libp2p_"},                                               // the host's own metrics, in the same registry
 	} {
 		if code, body := get(tc.path); code != http.StatusOK || !strings.Contains(body, tc.contains) {
 			t.Fatalf("GET %s: %d, body lacks %q:\n%.2000s", tc.path, code, tc.contains, body)

@@ -465,7 +465,7 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 
 	var metricsAddr string
 	if reg != nil {
-		msrv, addr, err := serveMetrics(reg, n, logs, objects, o, log)
+		msrv, addr, err := serveMetrics(reg, n, logs, objects, gw, o, log)
 		if err != nil {
 			return err
 		}
@@ -529,11 +529,16 @@ func serveNode(ctx context.Context, cfg node.Config, o nodeOptions, stdout, stde
 // serveMetrics serves the node's metrics and health endpoints on their own
 // listener, o.metrics, and returns the server, to close, and its address.
 // Nothing there needs the control API's token, and nothing there acts.
-func serveMetrics(reg *prometheus.Registry, n *node.Node, logs *meshlog.MeshLog, objects *inventory.Inventory, o nodeOptions, log *slog.Logger) (*http.Server, string, error) {
+func serveMetrics(reg *prometheus.Registry, n *node.Node, logs *meshlog.MeshLog, objects *inventory.Inventory, gw *mqtt.Gateway,
+	o nodeOptions, log *slog.Logger) (*http.Server, string, error) {
 	if !o.metricsLoop {
 		log.Warn("metrics listen beyond loopback: anyone who reaches them reads the node's peers, traffic and refusals", "metrics", o.metrics)
 	}
-	h, err := metrics.New(reg, n, metrics.WithLogs(metricsLogs(logs)), metrics.WithObjects(metricsObjects(objects)))
+	mopts := []metrics.Option{metrics.WithLogs(metricsLogs(logs)), metrics.WithObjects(metricsObjects(objects))}
+	if gw != nil {
+		mopts = append(mopts, metrics.WithMQTT(gw.Stats))
+	}
+	h, err := metrics.New(reg, n, mopts...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -43,6 +43,11 @@ type Option func(*collector)
 // must be safe to call from any goroutine and quick.
 func WithObjects(f func() Objects) Option { return func(c *collector) { c.objects = f } }
 
+// WithMQTT reports the MQTT gateway's counters, by name, that f returns
+// (mqtt.Gateway.Stats). f must be safe to call from any goroutine and
+// quick.
+func WithMQTT(f func() map[string]uint64) Option { return func(c *collector) { c.mqtt = f } }
+
 // WithLogs reports the Merkle logs f describes at each scrape. f must be
 // safe to call from any goroutine and quick; it may return nil (no logs,
 // or the extension is not running).
@@ -83,6 +88,7 @@ var (
 	descObjectFetched   = desc("object_fetched_chunks_total", "Object chunks fetched from peers, verified and committed.")
 	descObjectServed    = desc("object_served_chunks_total", "Object chunks sent to peers.")
 	descObjectBytes     = desc("object_served_bytes_total", "Bytes of object answers (chunks, leaf lists, manifests) sent to peers.")
+	descMQTT            = desc("mqtt_events_total", "What the MQTT gateway did, by event: messages received, batched and delivered, and each refusal or drop by reason (GET /v1/mqtt).", "event")
 )
 
 // subjectKinds are the ledger's subject kinds, each reported even at 0.
@@ -93,6 +99,7 @@ type collector struct {
 	n       *node.Node
 	logs    func() []Log
 	objects func() Objects
+	mqtt    func() map[string]uint64
 }
 
 var _ prometheus.Collector = (*collector)(nil)
@@ -112,6 +119,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		for _, d := range []*prometheus.Desc{descObjects, descObjectRefused, descObjectFetched, descObjectServed, descObjectBytes} {
 			ch <- d
 		}
+	}
+	if c.mqtt != nil {
+		ch <- descMQTT
 	}
 }
 
@@ -187,6 +197,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- counter(descObjectFetched, o.FetchedChunks)
 		ch <- counter(descObjectServed, o.ServedChunks)
 		ch <- counter(descObjectBytes, o.ServedBytes)
+	}
+	if c.mqtt != nil {
+		for event, v := range c.mqtt() {
+			ch <- counter(descMQTT, v, event)
+		}
 	}
 }
 

@@ -29,8 +29,9 @@
 //
 // Every bitmesh_ metric is read from the node when Prometheus scrapes
 // (Node.Peers, Topics, ValidatorStats, Messages, Drops, Bans, Scores,
-// StreamsRefused, the Merkle logs through WithLogs and the object store
-// through WithObjects): nothing is added to the node's hot paths, and a
+// StreamsRefused, the Merkle logs through WithLogs, the object store
+// through WithObjects and the MQTT gateway's counters through WithMQTT):
+// nothing is added to the node's hot paths, and a
 // scrape costs one pass over the node's state. Counters count since the node started; a restart resets them,
 // which Prometheus's rate() handles.
 //

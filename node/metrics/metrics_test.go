@@ -110,7 +110,9 @@ func TestScrapeTwoNodes(t *testing.T) {
 	a := startNode(t, ctx, node.LocalConfig(), node.WithLibp2pOptions(libp2p.PrometheusRegisterer(reg)))
 	objects := Objects{Complete: 2, Incomplete: 1, Refused: map[string]uint64{"bad_chunks": 1, "tail_stalls": 0},
 		FetchedChunks: 48, ServedChunks: 16, ServedBytes: 16 * 262149}
-	h, err := New(reg, a, WithLogs(func() []Log { return logs }), WithObjects(func() Objects { return objects }))
+	gateway := map[string]uint64{"delivered": 7, "sessions_evicted": 0}
+	h, err := New(reg, a, WithLogs(func() []Log { return logs }), WithObjects(func() Objects { return objects }),
+		WithMQTT(func() map[string]uint64 { return gateway }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +193,8 @@ func TestScrapeTwoNodes(t *testing.T) {
 		{"bitmesh_object_fetched_chunks_total", nil, 48, 48},
 		{"bitmesh_object_served_chunks_total", nil, 16, 16},
 		{"bitmesh_object_served_bytes_total", nil, 16 * 262149, 16 * 262149},
+		{"bitmesh_mqtt_events_total", []string{"event", "delivered"}, 7, 7},
+		{"bitmesh_mqtt_events_total", []string{"event", "sessions_evicted"}, 0, 0},
 		{"bitmesh_topic_peers", []string{"topic", topic}, anyValue, 1},
 		{"bitmesh_validate_seconds", nil, anyValue, 2 * count}, // its sample count
 		{"bitmesh_publish_seal_seconds", nil, anyValue, count},
