@@ -92,8 +92,22 @@ func (b *bridge) onMessage(_ paho.Client, m paho.Message) {
 // (QoS 1: paho keeps it until the broker acknowledges it, across
 // reconnections). Waiting for each token would cost a goroutine per
 // message; paho reports a failed connection through its reconnects.
+//
+// paho refuses a message at once when all 65,535 packet IDs of the
+// connection wait for the broker's acknowledgement, and after 30 s when
+// it cannot queue it: then the token is done with an error, and the drop
+// is counted.
 func (b *bridge) publish(d Delivered, retain bool) {
-	b.client.Publish(d.Topic, 1, retain, EncodeWrapper(d))
+	tok := b.client.Publish(d.Topic, 1, retain, EncodeWrapper(d))
+	select {
+	case <-tok.Done():
+		if err := tok.Error(); err != nil {
+			b.g.counts.add(countBridgeDropped)
+			b.g.logger().Warn("mqtt: the bridged broker did not take a message", "topic", d.Topic, "err", err)
+			return
+		}
+	default: // sent or stored: paho resends it until the broker acknowledges it
+	}
 	b.g.counts.add(countDelivered)
 }
 

@@ -52,6 +52,9 @@ const (
 	// countWillsEarly: delayed wills published at once, MaxClients
 	// being already waiting.
 	countWillsEarly = "wills_published_early"
+	// countBridgeDropped: mesh messages paho would not take for the
+	// bridged broker (no packet ID free, or its queue full for 30 s).
+	countBridgeDropped = "dropped_bridge_publish"
 	// Sessions the broker ended: beyond MaxClients, or past SessionExpiry.
 	countSessionsEvicted = "sessions_evicted"
 	countSessionsExpired = "sessions_expired"
@@ -63,7 +66,7 @@ func newCounters() *counters {
 		countRepublished, countRepublishFailed, countRetryAcked, countRetryHeld, countPublishWait, countReceiptsSent,
 		countReceiptsDropped, countJournalBad, countUncertified, countAuthAnonymous, countAuthUnknown, countAuthPassword,
 		countACLPublish, countACLSubscribe, countOversize, countMalformed, countMeshRefused, countEcho, countUnmapped,
-		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired, countSubscriptionLimit, countRetainedLimit, countWillsEarly} {
+		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired, countSubscriptionLimit, countRetainedLimit, countWillsEarly, countBridgeDropped} {
 		c.m[k] = new(atomic.Uint64)
 	}
 	return c
