@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -272,13 +273,21 @@ func connectWithWill(t *testing.T, addr, id, topic string, expiry, delay uint32)
 // once, counted.
 func TestDelayedWillsBounded(t *testing.T) {
 	cfg := Config{MaxClients: 10}
-	g, _ := startBoundedGateway(t, func(c *Config) { c.MaxClients, c.SessionExpiry = cfg.MaxClients, 2*time.Second })
+	g, srv := startBoundedGateway(t, func(c *Config) { c.MaxClients, c.SessionExpiry = cfg.MaxClients, 2*time.Second })
 	watch := mqttConnect(t, g.gw.Addr(), "watch", true, "will/#")
 	defer watch.Close()
 	const leavers = 30
 	start := time.Now()
 	for i := range leavers {
 		connectWithWill(t, g.gw.Addr(), fmt.Sprintf("w%03d", i), fmt.Sprintf("will/%02d", i), math.MaxUint32, math.MaxUint32)
+		// The next may connect once the broker has seen this one go:
+		// MaxClients also bounds connected clients.
+		testwait.For(t, 5*time.Second, time.Millisecond, func() error {
+			if n := atomic.LoadInt64(&srv.Info.ClientsConnected); n > 1 {
+				return fmt.Errorf("%d clients connected", n)
+			}
+			return nil
+		})
 	}
 	// Every will arrives: those beyond the bound at once, the others once
 	// their 2 s sessions have ended.
