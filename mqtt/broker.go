@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,7 +67,7 @@ func (g *Gateway) startBroker(log *slog.Logger) error {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	ln := &listener{id: "bitmesh", address: g.cfg.Listen, tls: tlsCfg, g: g}
+	ln := &listener{id: "bitmesh", address: g.cfg.Listen, tls: tlsCfg, g: g, connecting: make(chan struct{}, g.cfg.MaxClients)}
 	if err := srv.AddListener(ln); err != nil {
 		return fmt.Errorf("mqtt: listen on %s: %w", g.cfg.Listen, err)
 	}
@@ -618,6 +619,8 @@ type listener struct {
 	end atomic.Bool
 	wg  sync.WaitGroup
 	log *slog.Logger
+
+	connecting chan struct{} // a slot per connection waiting for its CONNECT
 }
 
 var _ listeners.Listener = (*listener)(nil)
@@ -644,6 +647,10 @@ func (l *listener) Init(log *slog.Logger) error {
 	return nil
 }
 
+// Serve hands each connection to the broker, which would wait for ever
+// for its CONNECT: anyone who reaches the port could hold sockets and
+// goroutines by staying silent. A connection has ConnectTimeout to send
+// it, and at most MaxClients wait at once; more are closed on accept.
 func (l *listener) Serve(establish listeners.EstablishFn) {
 	for {
 		conn, err := l.ln.Accept()
@@ -654,13 +661,52 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 			conn.Close()
 			return
 		}
+		select {
+		case l.connecting <- struct{}{}:
+		default:
+			conn.Close()
+			l.g.counts.add(countConnectingFull)
+			l.g.logger().Warn("mqtt: too many connections waiting for their CONNECT; closed", "remote", conn.RemoteAddr().String())
+			continue
+		}
+		pc := &connectingConn{Conn: conn, release: func() { <-l.connecting }}
+		pc.waiting.Store(true)
+		_ = conn.SetDeadline(time.Now().Add(l.g.cfg.ConnectTimeout))
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			err := establish(l.id, conn)
+			err := establish(l.id, pc)
+			if pc.connected() && errors.Is(err, os.ErrDeadlineExceeded) {
+				l.g.counts.add(countConnectTimeout)
+				l.g.logger().Warn("mqtt: no CONNECT in time; closed", "remote", conn.RemoteAddr().String(), "timeout", l.g.cfg.ConnectTimeout)
+			}
 			l.g.classifyEnd(conn.RemoteAddr().String(), err)
 		}()
 	}
+}
+
+// connectingConn is a connection that holds a connecting slot until the
+// broker has read its CONNECT, which it marks by setting the keepalive
+// deadline (or clearing it, for a keepalive of 0), or until it ends.
+type connectingConn struct {
+	net.Conn
+	waiting atomic.Bool
+	release func()
+}
+
+func (c *connectingConn) SetDeadline(t time.Time) error {
+	c.connected()
+	return c.Conn.SetDeadline(t)
+}
+
+// connected gives the slot back, once, and reports whether the connection
+// was still waiting for its CONNECT.
+func (c *connectingConn) connected() bool {
+	if c.waiting.CompareAndSwap(true, false) {
+		c.release()
+		return true
+	}
+	return false
 }
 
 func (l *listener) Close(closeClients listeners.CloseFn) {

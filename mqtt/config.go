@@ -73,6 +73,12 @@ type Config struct {
 	// beyond it is delivered but not kept (counted dropped_retained_limit);
 	// a topic already kept is still updated.
 	MaxRetained int
+	// ConnectTimeout is how long a new connection may take to send its
+	// CONNECT, TLS handshake included (mochi would wait for ever); it is
+	// then closed (counted refused_connect_timeout). At most MaxClients
+	// connections wait for their CONNECT at once; more are closed at once
+	// (counted refused_connecting_full).
+	ConnectTimeout time.Duration
 	// SessionExpiry is how long the broker keeps a disconnected client's
 	// persistent session (MQTT 3.1.1 clean session off, or MQTT 5 session
 	// expiry, which it caps): its subscriptions and the QoS 1 messages
@@ -112,14 +118,14 @@ type User struct {
 // DefaultConfig: the embedded broker on 127.0.0.1:1883, identity mapping,
 // 20 ms linger, batches of up to 4096 messages or 60 KiB (an envelope every
 // node takes, low-memory ones included: they refuse over 64 KiB), 100,000
-// messages pending, 16 KiB payloads, 10,000 sessions kept for 2 h after
+// messages pending, 16 KiB payloads, 10 s to send CONNECT, 10,000 sessions kept for 2 h after
 // their client leaves, 1024 messages queued for a subscriber and 1000
 // filters for a client, 10,000 retained topics, 256 mesh topics.
 func DefaultConfig() Config {
 	return Config{
 		Listen: "127.0.0.1:1883", Linger: 20 * time.Millisecond,
 		MaxBatchEntries: 4096, MaxBatchBytes: 60 << 10, MaxPending: 100_000,
-		MaxPayload: 16 << 10, MaxClients: 10_000, SessionExpiry: 2 * time.Hour,
+		MaxPayload: 16 << 10, MaxClients: 10_000, SessionExpiry: 2 * time.Hour, ConnectTimeout: 10 * time.Second,
 		MaxQueued: 1024, MaxSubscriptions: 1000, MaxRetained: 10_000, MaxMeshTopics: 256,
 		ReceiptInterval: time.Second, BridgeClientID: "bitmesh-gateway",
 	}
@@ -159,6 +165,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxQueued < 1 || c.MaxQueued > math.MaxUint16 {
 		return fmt.Errorf("%w: MaxQueued %d: want 1 to %d", ErrConfig, c.MaxQueued, math.MaxUint16)
+	}
+	if c.ConnectTimeout <= 0 {
+		return fmt.Errorf("%w: ConnectTimeout must be positive", ErrConfig)
 	}
 	if c.SessionExpiry < time.Second || c.SessionExpiry > math.MaxUint32*time.Second {
 		return fmt.Errorf("%w: SessionExpiry %v: want 1s to %d s", ErrConfig, c.SessionExpiry, uint32(math.MaxUint32))

@@ -86,6 +86,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no queue", func(c *Config) { c.MaxQueued = 0 }},
 		{"no subscriptions", func(c *Config) { c.MaxSubscriptions = 0 }},
 		{"no retained", func(c *Config) { c.MaxRetained = 0 }},
+		{"no connect timeout", func(c *Config) { c.ConnectTimeout = 0 }},
 		{"queue beyond packet IDs", func(c *Config) { c.MaxQueued = 1 << 16 }},
 		{"session expiry under a second", func(c *Config) { c.SessionExpiry = time.Millisecond }},
 	} {

@@ -55,6 +55,10 @@ const (
 	// countBridgeDropped: mesh messages paho would not take for the
 	// bridged broker (no packet ID free, or its queue full for 30 s).
 	countBridgeDropped = "dropped_bridge_publish"
+	// Connections closed before their CONNECT: silent past ConnectTimeout,
+	// or beyond MaxClients waiting at once.
+	countConnectTimeout = "refused_connect_timeout"
+	countConnectingFull = "refused_connecting_full"
 	// Sessions the broker ended: beyond MaxClients, or past SessionExpiry.
 	countSessionsEvicted = "sessions_evicted"
 	countSessionsExpired = "sessions_expired"
@@ -66,7 +70,7 @@ func newCounters() *counters {
 		countRepublished, countRepublishFailed, countRetryAcked, countRetryHeld, countPublishWait, countReceiptsSent,
 		countReceiptsDropped, countJournalBad, countUncertified, countAuthAnonymous, countAuthUnknown, countAuthPassword,
 		countACLPublish, countACLSubscribe, countOversize, countMalformed, countMeshRefused, countEcho, countUnmapped,
-		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired, countSubscriptionLimit, countRetainedLimit, countWillsEarly, countBridgeDropped} {
+		countBadBatch, countSlowSub, countMeshTopics, countSessionsEvicted, countSessionsExpired, countSubscriptionLimit, countRetainedLimit, countWillsEarly, countBridgeDropped, countConnectTimeout, countConnectingFull} {
 		c.m[k] = new(atomic.Uint64)
 	}
 	return c

@@ -311,3 +311,66 @@ func TestDelayedWillsBounded(t *testing.T) {
 		t.Fatalf("%d wills published early, want %d", n, leavers-cfg.MaxClients)
 	}
 }
+
+// TestSilentConnectionsBounded: anyone who reaches the broker's port opens
+// connections and sends nothing. mochi would wait for each one's CONNECT
+// for ever, holding a socket and two goroutines. The gateway closes a
+// connection that sends no CONNECT within ConnectTimeout, and closes at
+// once one beyond MaxClients waiting; each is counted, and a client that
+// does connect keeps its connection past the timeout.
+func TestSilentConnectionsBounded(t *testing.T) {
+	cfg := Config{MaxClients: 5, ConnectTimeout: 500 * time.Millisecond}
+	g, _ := startBoundedGateway(t, func(c *Config) { c.MaxClients, c.ConnectTimeout = cfg.MaxClients, cfg.ConnectTimeout })
+	live := mqttConnect(t, g.gw.Addr(), "live", true, "")
+	defer live.Close()
+
+	silent := make([]net.Conn, cfg.MaxClients)
+	for i := range silent {
+		c, err := net.Dial("tcp", g.gw.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent[i] = c
+	}
+	testwait.For(t, 5*time.Second, 5*time.Millisecond, func() error {
+		// One more while all the slots are taken: closed at once.
+		c, err := net.Dial("tcp", g.gw.Addr())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			return fmt.Errorf("connection beyond the bound: read %v, want EOF", err)
+		}
+		return nil
+	})
+	if n := g.gw.Stats()[countConnectingFull]; n < 1 {
+		t.Fatalf("%d connections refused at the bound, want at least 1", n)
+	}
+	// The silent ones are closed once the timeout has passed.
+	for i, c := range silent {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("silent connection %d: read %v, want EOF from the broker", i, err)
+		}
+	}
+	testwait.For(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if n := g.gw.Stats()[countConnectTimeout]; n != uint64(cfg.MaxClients) {
+			return fmt.Errorf("%d connections timed out, want %d", n, cfg.MaxClients)
+		}
+		return nil
+	})
+	// The client that connected is still served: PINGREQ, PINGRESP.
+	if _, err := live.Write([]byte{0xc0, 0x00}); err != nil {
+		t.Fatal(err)
+	}
+	live.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp := make([]byte, 2)
+	if _, err := io.ReadFull(live, resp); err != nil || resp[0] != 0xd0 {
+		t.Fatalf("PINGRESP % x, %v", resp, err)
+	}
+	// And a new client connects once the slots are free.
+	mqttConnect(t, g.gw.Addr(), "late", true, "").Close()
+}

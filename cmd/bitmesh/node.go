@@ -110,7 +110,7 @@ type nodeFlags struct {
 	mqttListen, mqttBridge, mqttBridgeID, mqttBridgeUser *string
 	mqttBridgePass, mqttTLSCert, mqttTLSKey              *string
 	mqttMaps, mqttUsers                                  stringList
-	mqttLinger, mqttSessionExpiry                        *time.Duration
+	mqttLinger, mqttSessionExpiry, mqttConnectTimeout    *time.Duration
 	mqttMaxPayload, mqttMaxQueued, mqttMaxClients        *int
 	mqttMaxSubscriptions, mqttMaxRetained                *int
 	ckEvery                                              *uint64
@@ -163,6 +163,7 @@ func newNodeFlags(stderr io.Writer) *nodeFlags {
 	f.mqttMaxSubscriptions = fs.Int("mqtt-max-subscriptions", mq.MaxSubscriptions, fmt.Sprintf("topic filters one MQTT client may hold; a client that subscribes past it is disconnected (--profile low-memory: %d)", mqLow.MaxSubscriptions))
 	f.mqttMaxRetained = fs.Int("mqtt-max-retained", mq.MaxRetained, fmt.Sprintf("topics the MQTT broker keeps a retained message for; a retained message on a new topic beyond is delivered but not kept (--profile low-memory: %d)", mqLow.MaxRetained))
 	f.mqttMaxQueued = fs.Int("mqtt-max-queued", mq.MaxQueued, fmt.Sprintf("messages the MQTT broker holds for one subscriber (sent and unacknowledged, or waiting to be written); more are dropped and counted (--profile low-memory: %d)", mqLow.MaxQueued))
+	f.mqttConnectTimeout = fs.Duration("mqtt-connect-timeout", mq.ConnectTimeout, "how long a new MQTT connection may take to send its CONNECT (TLS handshake included) before it is closed")
 	f.mqttSessionExpiry = fs.Duration("mqtt-session-expiry", mq.SessionExpiry, "how long the broker keeps a disconnected client's persistent session and the QoS 1 messages queued for it")
 	fs.Var(&f.objectTypes, "object-type", "fetch objects of this `type` (firmware, config) as soon as a peer announces one (repeatable)")
 	fs.Var(&f.objectPublishers, "object-publisher", "fetch objects automatically only if this device `ID` signed them (repeatable; default any publisher)")
@@ -315,7 +316,7 @@ func mqttConfig(f *nodeFlags, set map[string]bool) (*mqtt.Config, error) {
 	c.Listen, c.Bridge, c.BridgeClientID = *f.mqttListen, *f.mqttBridge, *f.mqttBridgeID
 	c.BridgeUsername, c.BridgePassword = *f.mqttBridgeUser, *f.mqttBridgePass
 	c.TLSCert, c.TLSKey, c.Linger, c.MaxPayload = *f.mqttTLSCert, *f.mqttTLSKey, *f.mqttLinger, *f.mqttMaxPayload
-	c.SessionExpiry = *f.mqttSessionExpiry
+	c.SessionExpiry, c.ConnectTimeout = *f.mqttSessionExpiry, *f.mqttConnectTimeout
 	for name, bound := range map[string]struct{ dst, flag *int }{
 		"mqtt-max-clients": {&c.MaxClients, f.mqttMaxClients}, "mqtt-max-queued": {&c.MaxQueued, f.mqttMaxQueued},
 		"mqtt-max-subscriptions": {&c.MaxSubscriptions, f.mqttMaxSubscriptions}, "mqtt-max-retained": {&c.MaxRetained, f.mqttMaxRetained},
