@@ -319,7 +319,7 @@ func TestDelayedWillsBounded(t *testing.T) {
 // once one beyond MaxClients waiting; each is counted, and a client that
 // does connect keeps its connection past the timeout.
 func TestSilentConnectionsBounded(t *testing.T) {
-	cfg := Config{MaxClients: 5, ConnectTimeout: 500 * time.Millisecond}
+	cfg := Config{MaxClients: 5, ConnectTimeout: 3 * time.Second} // the check at the bound must come before it
 	g, _ := startBoundedGateway(t, func(c *Config) { c.MaxClients, c.ConnectTimeout = cfg.MaxClients, cfg.ConnectTimeout })
 	live := mqttConnect(t, g.gw.Addr(), "live", true, "")
 	defer live.Close()
