@@ -60,7 +60,8 @@ func TestDashboardMetricsExist(t *testing.T) {
 	// The node's own metrics, also those with no sample yet (no drops,
 	// no logs): their descriptions.
 	descs := make(chan *prometheus.Desc, 64)
-	withLogs := &collector{n: n, logs: func() []Log { return nil }, objects: func() Objects { return Objects{} }}
+	withLogs := &collector{n: n, logs: func() []Log { return nil }, objects: func() Objects { return Objects{} },
+		mqtt: func() map[string]uint64 { return nil }}
 	go func() { withLogs.Describe(descs); close(descs) }()
 	for d := range descs {
 		if m := fqName.FindStringSubmatch(d.String()); m != nil {
