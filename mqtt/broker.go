@@ -56,7 +56,7 @@ func (g *Gateway) startBroker(log *slog.Logger) error {
 		// each message at most once per brokerLogEvery.
 		Logger: slog.New(newBrokerLog(log.Handler(), slog.LevelWarn, brokerLogEvery)).With("component", "mqtt-broker"),
 	})
-	if err := srv.AddHook(&hook{g: g, srv: srv}, nil); err != nil {
+	if err := srv.AddHook(&hook{g: g, srv: srv, retained: map[string]struct{}{}, wills: map[string]time.Time{}}, nil); err != nil {
 		return err
 	}
 	var tlsCfg *tls.Config
@@ -132,9 +132,6 @@ func (h *hook) OnWill(cl *mochi.Client, will mochi.Will) (mochi.Will, error) {
 	now := time.Now()
 	h.willMu.Lock()
 	defer h.willMu.Unlock()
-	if h.wills == nil {
-		h.wills = map[string]time.Time{}
-	}
 	if len(h.wills) >= h.g.cfg.MaxClients {
 		for id, at := range h.wills {
 			if !at.After(now) {
@@ -174,9 +171,6 @@ func (h *hook) OnRetainMessage(cl *mochi.Client, pk packets.Packet, r int64) {
 	}
 	h.retMu.Lock()
 	defer h.retMu.Unlock()
-	if h.retained == nil {
-		h.retained = map[string]struct{}{}
-	}
 	switch _, kept := h.retained[t]; {
 	case r == -1:
 		delete(h.retained, t)

@@ -62,6 +62,15 @@ func startBoundedGateway(t *testing.T, mod func(*Config)) (testGateway, *mochi.S
 	return g, g.gw.srv
 }
 
+// sessionBounds is the small session bound and short expiry that the
+// session and will tests run against.
+var sessionBounds = Config{MaxClients: 10, SessionExpiry: 2 * time.Second}
+
+func startSessionGateway(t *testing.T) (testGateway, *mochi.Server) {
+	t.Helper()
+	return startBoundedGateway(t, func(c *Config) { c.MaxClients, c.SessionExpiry = sessionBounds.MaxClients, sessionBounds.SessionExpiry })
+}
+
 // TestPersistentSessionFloodBounded: a local client opens persistent
 // sessions under ever new client IDs, each subscribed to everything, and
 // goes away. Without bounds each session would stay for good, and every
@@ -71,8 +80,8 @@ func startBoundedGateway(t *testing.T, mod func(*Config)) (testGateway, *mochi.S
 // SessionExpiry has passed, and a connected subscriber keeps getting its
 // messages throughout.
 func TestPersistentSessionFloodBounded(t *testing.T) {
-	cfg := Config{MaxClients: 10}
-	g, srv := startBoundedGateway(t, func(c *Config) { c.MaxClients, c.SessionExpiry = cfg.MaxClients, 2*time.Second })
+	cfg := sessionBounds
+	g, srv := startSessionGateway(t)
 
 	live := mqttConnect(t, g.gw.Addr(), "live", true, "t")
 	defer live.Close()
@@ -272,8 +281,8 @@ func connectWithWill(t *testing.T, addr, id, topic string, expiry, delay uint32)
 // keeps at most MaxClients wills waiting; a will beyond is published at
 // once, counted.
 func TestDelayedWillsBounded(t *testing.T) {
-	cfg := Config{MaxClients: 10}
-	g, srv := startBoundedGateway(t, func(c *Config) { c.MaxClients, c.SessionExpiry = cfg.MaxClients, 2*time.Second })
+	cfg := sessionBounds
+	g, srv := startSessionGateway(t)
 	watch := mqttConnect(t, g.gw.Addr(), "watch", true, "will/#")
 	defer watch.Close()
 	const leavers = 30
