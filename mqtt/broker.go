@@ -658,9 +658,10 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 		select {
 		case l.connecting <- struct{}{}:
 		default:
-			conn.Close()
+			// Counted before the close, which the peer may see at once.
 			l.g.counts.add(countConnectingFull)
 			l.g.logger().Warn("mqtt: too many connections waiting for their CONNECT; closed", "remote", conn.RemoteAddr().String())
+			conn.Close()
 			continue
 		}
 		pc := &connectingConn{Conn: conn, release: func() { <-l.connecting }}
